@@ -1,0 +1,127 @@
+"""The ``policyctl`` command line.
+
+Each command imports what it needs when it runs, so ``policyctl --help`` stays fast. Exit
+codes are part of the interface: 0 clean, 1 the policy has errors (or warnings under
+``--strict``), 2 the tool itself failed or was called wrongly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from policyctl.diagnostics import Diagnostics
+
+EXIT_OK, EXIT_POLICY, EXIT_TOOL = 0, 1, 2
+
+
+def _params(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, found `{v}`", param_hint="--param")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"policyctl: {message}", err=True)
+    sys.exit(EXIT_TOOL)
+
+
+param_option = click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE",
+    help="Override a policy param, e.g. --param fast=10 (repeatable).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="policyctl")
+def main() -> None:
+    """Declarative risk policies for crypto trading: lint, test, simulate, run."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["human", "json", "github"]), default="human",
+              show_default=True, help="Output format.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@param_option
+def lint(paths: tuple[Path, ...], fmt: str, strict: bool, params: tuple[str, ...]) -> None:
+    """Check policies (files or folders): every problem, at file:line:col."""
+    from policyctl.lint import lint_paths
+
+    try:
+        diags, files = lint_paths(list(paths), _params(params))
+    except click.BadParameter:
+        raise
+    except Exception as e:  # the tool failed: not the policy's fault
+        _fail(f"internal error while linting: {type(e).__name__}: {e}")
+    _emit(diags, fmt, files)
+    errors = any(d.is_error for d in diags)
+    warnings = any(not d.is_error for d in diags)
+    sys.exit(EXIT_POLICY if errors or (strict and warnings) else EXIT_OK)
+
+
+def _emit(diags: Diagnostics, fmt: str, files: list[str]) -> None:
+    from policyctl.diagnostics import render_github, render_human, render_json
+
+    if fmt == "json":
+        click.echo(render_json(diags))
+    elif fmt == "github":
+        out = render_github(diags)
+        if out:
+            click.echo(out)
+    else:
+        out = render_human(diags, color=sys.stdout.isatty())
+        if out:
+            click.echo(out)
+        if not diags.items:
+            click.echo(f"ok: {len(files)} file{'s' * (len(files) != 1)} checked, no problems")
+
+
+@main.command()
+@click.argument("policy", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text",
+              show_default=True)
+@param_option
+def graph(policy: Path, fmt: str, params: tuple[str, ...]) -> None:
+    """Print a policy's compiled evaluation graph."""
+    from policyctl.diagnostics import Diagnostics, PolicyError
+    from policyctl.rules.compiler import load_and_compile
+    from policyctl.rules.graph import render_dot, render_mermaid, render_text
+
+    diags = Diagnostics()
+    try:
+        cp = load_and_compile(policy, _params(params), diags)
+    except PolicyError:
+        _emit(diags, "human", [])
+        sys.exit(EXIT_POLICY)
+    render = {"text": render_text, "dot": render_dot, "mermaid": render_mermaid}[fmt]
+    click.echo(render(cp.graph))
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of policy files (for editors and yaml-language-server)."""
+    from policyctl.dsl.schema import schema_json
+
+    click.echo(schema_json())
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["language", "diagnostics"]))
+def docs(what: str) -> None:
+    """Print generated reference documentation (Markdown)."""
+    from policyctl import reference
+
+    click.echo(reference.language_md() if what == "language" else reference.diagnostics_md(), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
