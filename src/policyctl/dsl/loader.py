@@ -12,6 +12,7 @@ goes on past errors so that one run shows them all.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from policyctl.diagnostics import Diagnostics, Span
@@ -237,7 +238,23 @@ class Loader:
             return ast.BoolLit(node.span, node.value) if start == "expr" else None
         if isinstance(node.value, int | float) and start == "expr":
             return ast.Literal(node.span, float(node.value), ast.Unit.NUMBER, None, node.text)
-        return parse(node.text, start, ScalarSource(node), self.diags)
+        before = len(self.diags.items)
+        result = parse(node.text, start, ScalarSource(node), self.diags)
+        if result is None and node.style == "plain" and self._ends_at_comma(node):
+            d = self.diags.items[before] if len(self.diags.items) > before else None
+            if d is not None and d.code in ("P001", "P003"):
+                self.diags.items[before] = replace(
+                    d, help="inside `{...}` a `,` ends the value: write this rule in block style "
+                    "(one key per line) or quote the expression")
+        return result
+
+    def _ends_at_comma(self, node: YScalar) -> bool:
+        text = self.diags.sources.get(node.span.file, "")
+        lines = text.splitlines()
+        if not 1 <= node.span.end_line <= len(lines):
+            return False
+        rest = lines[node.span.end_line - 1][node.span.end_col - 1:]
+        return rest.lstrip().startswith(",")
 
     def _setting(self, key: str, node: YNode | None) -> Setting | None:
         if not isinstance(node, YScalar):

@@ -239,6 +239,12 @@ class Compiler:
     def size(self, s: ast.Size, ctx: Ctx) -> SizeInfo | None:
         if s.kind == "amount":
             amount = expect(self.low, s.amount, ctx, (K.MONEY,), "an order size", "500 USDT")
+            cur = self.graph[amount].type.currency if amount is not None else None
+            if cur and self.env.quote and cur != self.env.quote:
+                self.diags.error("T005", f"the order size is in `{cur}`, but the policy trades in "
+                                 f"`{self.env.quote}`", s.amount.span,
+                                 f"give the size in `{self.env.quote}`")
+                return None
             return SizeInfo("amount", None, amount, None) if amount is not None else None
         amount = expect(self.low, s.amount, ctx, (K.PERCENT,),
                         f"a size {'at risk ' if s.kind == 'risk' else ''}as a share of {s.base}",

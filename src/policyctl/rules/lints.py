@@ -125,7 +125,7 @@ def trade_caps(cp: CompiledPolicy, diags: Diagnostics) -> None:
     for c in cp.caps:
         v = _const(cp.graph, c.limit)
         if c.metric == "trades" and c.window_seconds and v is not None:
-            caps.append((c.window_seconds, v + (1 if c.op == "lt" else 0) - 1, c))
+            caps.append((c.window_seconds, v - (1 if c.op == "lt" else 0), c))
     caps.sort(key=lambda x: x[0])
     for i, (w1, l1, c1) in enumerate(caps):
         for w2, l2, c2 in caps[i + 1:]:
