@@ -116,11 +116,16 @@ def schema() -> None:
 
 @main.command()
 @click.argument("what", type=click.Choice(["language", "diagnostics"]))
-def docs(what: str) -> None:
+@click.option("--examples", "examples", type=click.Path(path_type=Path, file_okay=False),
+              default=None, help="Folder of diagnostic examples [default: examples/diagnostics].")
+def docs(what: str, examples: Path | None) -> None:
     """Print generated reference documentation (Markdown)."""
     from policyctl import reference
 
-    click.echo(reference.language_md() if what == "language" else reference.diagnostics_md(), nl=False)
+    if what == "language":
+        click.echo(reference.language_md(), nl=False)
+    else:
+        click.echo(reference.diagnostics_md(examples), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

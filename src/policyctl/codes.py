@@ -26,6 +26,8 @@ CODES: dict[str, str] = {
     "Y010": "a mapping key that is not a plain scalar",
     "Y011": "non-finite number",
     "Y012": "file too large",
+    "Y013": "value does not fit its explicit tag",
+    "Y014": "invalid merge key value",
     # structure
     "S001": "unknown key",
     "S002": "missing required key",

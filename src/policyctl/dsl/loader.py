@@ -11,16 +11,18 @@ goes on past errors so that one run shows them all.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 from policyctl.diagnostics import Diagnostics, Span
 from policyctl.dsl import ast
 from policyctl.dsl.model import Market, Policy, Setting, Strategy, Theme
 from policyctl.dsl.parser import DURATION_SECONDS, TextSource, parse, parse_rules
-from policyctl.dsl.schema import validate_policy
-from policyctl.dsl.yamlsrc import YMap, YNode, YScalar, YSeq, parse_yaml
+from policyctl.dsl.schema import validate_fragment, validate_policy
+from policyctl.dsl.yamlsrc import MAX_FILE_BYTES, YMap, YNode, YScalar, YSeq, parse_yaml
 
 MAX_INCLUDES = 64
 
@@ -38,8 +40,9 @@ class ScalarSource:
 
 def read_source(path: Path, shown: str, diags: Diagnostics) -> bytes | None:
     try:
-        if path.stat().st_size > 5_000_000:
-            diags.error("I003", f"`{shown}` is too large to be a policy (over 5 MB)", Span.point(shown, 1, 1))
+        if path.stat().st_size > MAX_FILE_BYTES:
+            diags.error("Y012", f"file is too large to be a policy (over {MAX_FILE_BYTES // 1024} KiB)",
+                        Span.point(shown, 1, 1))
             return None
         return path.read_bytes()
     except FileNotFoundError:
@@ -107,10 +110,8 @@ class Loader:
     # -- reading --
     def _yaml(self, data: bytes, shown: str, policy: Policy) -> YNode | None:
         policy.files.append(shown)
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             policy.sources[shown] = data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
         self.diags.sources.update(policy.sources)
         return parse_yaml(data, shown, self.diags)
 
@@ -153,8 +154,8 @@ class Loader:
         if isinstance(strategies, YMap):
             for key, value in strategies.items:
                 budget = value.get("budget") if isinstance(value, YMap) else None
-                policy.strategies[str(key.value)] = Strategy(
-                    str(key.value), self._setting("budget", budget), key.span
+                policy.strategies[key.text] = Strategy(
+                    key.text, self._setting("budget", budget), key.span
                 )
         triggers = doc.get("triggers")
         if isinstance(triggers, YMap):
@@ -179,13 +180,13 @@ class Loader:
             node = doc.get(section)
             if isinstance(node, YMap):
                 for key, value in node.items:
-                    if section == "execution" and str(key.value) == "fees" and isinstance(value, YMap):
+                    if section == "execution" and key.text == "fees" and isinstance(value, YMap):
                         for fk, fv in value.items:
-                            s = self._setting(f"fees.{fk.value}", fv)
+                            s = self._setting(f"fees.{fk.text}", fv)
                             if s is not None:
                                 target[s.key] = s
                         continue
-                    s = self._setting(str(key.value), value)
+                    s = self._setting(key.text, value)
                     if s is not None:
                         target[s.key] = s
 
@@ -227,7 +228,7 @@ class Loader:
                     if isinstance(members, YSeq)
                     else ()
                 )
-                m.themes[str(key.value)] = Theme(str(key.value), names, cap, key.span)
+                m.themes[key.text] = Theme(key.text, names, cap, key.span)
         return m
 
     # -- embedded snippets --
@@ -267,7 +268,7 @@ class Loader:
         return Setting(key, expr, node.span, node.value) if expr is not None else None  # type: ignore[arg-type]
 
     def _param(self, policy: Policy, key: YScalar, value: YNode) -> None:
-        name = str(key.value)
+        name = key.text
         expr = self._snippet(value, "expr")
         if expr is not None:
             self._add_statement(policy, ast.Param(key.span, name, expr, key.span))  # type: ignore[arg-type]
@@ -285,7 +286,7 @@ class Loader:
             symbols = tuple(str(s.value) for s in syms.items if isinstance(s, YScalar))
         strategy = _scalar(value.get("strategy"))
         return ast.Trigger(
-            key.span, str(key.value), when, action, symbols,  # type: ignore[arg-type]
+            key.span, key.text, when, action, symbols,  # type: ignore[arg-type]
             str(strategy.value) if strategy else None, key.span,
         )
 
@@ -301,8 +302,8 @@ class Loader:
         parsed = self._snippet(body, "cap_body")
         if parsed is None:
             return None
-        expr, inline_mode = parsed  # type: ignore[misc]
-        return ast.Cap(key.span, str(key.value), expr, inline_mode or mode, strategy, key.span)
+        expr, inline_mode = cast(tuple[ast.Expr, "str | None"], parsed)
+        return ast.Cap(key.span, key.text, expr, inline_mode or mode, strategy, key.span)
 
     def _breaker(self, key: YScalar, value: YNode) -> ast.Breaker | None:
         if not isinstance(value, YMap):
@@ -311,7 +312,7 @@ class Loader:
         action = self._snippet(value.get("then"), "breaker_action")
         if when is None or action is None:
             return None
-        return ast.Breaker(key.span, str(key.value), when, action, key.span)  # type: ignore[arg-type]
+        return ast.Breaker(key.span, key.text, when, action, key.span)  # type: ignore[arg-type]
 
     # -- includes --
     def _include(self, policy: Policy, path: Path, at: YScalar) -> None:
@@ -345,7 +346,7 @@ class Loader:
         else:
             root = self._yaml(data, shown, policy)
             if isinstance(root, YMap):
-                validate_policy_fragment(root, self.diags)
+                validate_fragment(root, self.diags)
                 self._sections(policy, root)
                 inc = root.get("include")
                 if isinstance(inc, YSeq):
@@ -393,13 +394,6 @@ class Loader:
                 continue
             old = policy.params[name]
             policy.params[name] = ast.Param(old.span, name, expr, old.name_span)
-
-
-def validate_policy_fragment(root: YMap, diags: Diagnostics) -> None:
-    """Included YAML files hold sections of a policy, without ``policy:`` and ``market:``."""
-    from policyctl.dsl.schema import validate_fragment
-
-    validate_fragment(root, diags)
 
 
 def _scalar(node: YNode | None) -> YScalar | None:

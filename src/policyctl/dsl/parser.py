@@ -141,7 +141,7 @@ class _Builder(Transformer[Token, Any]):
         return ast.Call(span, str(name), tuple(args), name_span, depth)
 
     def paren(self, kids: list[Any]) -> ast.Expr:
-        return kids[1]  # type: ignore[no-any-return]
+        return kids[1]
 
     def index(self, kids: list[Any]) -> ast.Index:
         base, _l, offset, rsqb = kids
@@ -174,7 +174,7 @@ class _Builder(Transformer[Token, Any]):
         return ast.Size(kids[0].span, "amount", kids[0])
 
     def per_clause(self, kids: list[Any]) -> ast.Expr:
-        return kids[0]  # type: ignore[no-any-return]
+        return kids[0]
 
     def size_risk(self, kids: list[Any]) -> ast.Size:
         risk, amount, of, *rest = kids
@@ -206,7 +206,7 @@ class _Builder(Transformer[Token, Any]):
         return ast.CloseAll(self._span(kids[0]))
 
     def for_clause(self, kids: list[Any]) -> ast.Expr:
-        return kids[0]  # type: ignore[no-any-return]
+        return kids[0]
 
     def breaker_action(self, kids: list[Any]) -> ast.BreakerAction:
         tok, *rest = kids
@@ -291,7 +291,7 @@ def _expected_text(expected: set[str]) -> str:
     if not names:
         return ""
     if len(names) > 6:
-        names = names[:6] + ["…"]
+        names = [*names[:6], "…"]
     return "expected " + ", ".join(names)
 
 
@@ -317,8 +317,9 @@ def _parsers() -> _Parsers:
 
 def _report(exc: UnexpectedInput, source: SourceMap, text: str, diags: Diagnostics) -> None:
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        span = source.span(exc.pos_in_stream, exc.pos_in_stream + 1)
+        pos = exc.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
+        span = source.span(pos, pos + 1)
         help = _expected_text(set(exc.allowed or ()))
         if ch in "\"'":
             help = "strings are written in double quotes and end on the same line"
@@ -375,10 +376,17 @@ _STATEMENT_START = re.compile(r"^[ \t]*(trigger|cap|breaker|param)\b", re.MULTIL
 
 
 def parse_rules(text: str, file: str, diags: Diagnostics) -> list[ast.Statement]:
-    """Parse a ``.rules`` file, statement by statement, so one error does not hide others."""
+    """Parse a ``.rules`` file; on a syntax error, statement by statement, so that one error
+    does not hide the others."""
     source = TextSource(file, text)
+    if _only_comments(text):
+        return []
+    quiet = Diagnostics()
+    whole = parse(text, "rules_file", source, quiet)
+    if whole is not None and not quiet.items:
+        return whole
     starts = [m.start(1) for m in _STATEMENT_START.finditer(text)]
-    if not starts or text[: starts[0]].strip() and not _only_comments(text[: starts[0]]):
+    if not starts or (text[: starts[0]].strip() and not _only_comments(text[: starts[0]])):
         starts = [0, *starts]
     statements: list[ast.Statement] = []
     for i, s in enumerate(starts):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from policyctl.diagnostics import Diagnostics, Span
 from policyctl.dsl import ast
@@ -78,7 +79,6 @@ class Lowerer:
         self.param_nodes: dict[str, int | None] = {}
         self._param_stack: list[str] = []
         self.used_params: set[str] = set()
-        self.types: dict[int, Type] = {}
 
     # -- helpers --
     def err(self, code: str, message: str, span: Span, help: str | None = None) -> None:
@@ -94,6 +94,10 @@ class Lowerer:
     def symbol_quote(self, symbol: str | None) -> str | None:
         if symbol is not None:
             return symbol.split("/")[-1].split(":")[0]
+        return self._common_quote
+
+    @cached_property
+    def _common_quote(self) -> str | None:
         quotes = {s.split("/")[-1].split(":")[0] for s in self.env.symbols}
         return quotes.pop() if len(quotes) == 1 else None
 
@@ -147,9 +151,8 @@ class Lowerer:
                 n = self.g[node]
                 return self.g.const(n.value, n.type, e.span)
             return None
-        if dotted in cat.CONSTANTS:
-            if dotted == "timeframe":
-                return self.g.const(self.env.timeframe_seconds, DURATION, e.span)
+        if dotted == "timeframe":
+            return self.g.const(self.env.timeframe_seconds, DURATION, e.span)
         spec = cat.FIELDS.get(dotted)
         if spec is None:
             if dotted in cat.FUNCTIONS:
@@ -227,7 +230,7 @@ class Lowerer:
                          f"{int(tf)}s bars", e.span,
                          "use a multiple of the policy's timeframe")
                 return None
-            return int(round(bars))
+            return round(bars)
         if n.type.kind is not Kind.NUMBER or v != int(v) or v < 1 or v > 1_000_000:
             self.err("T008", f"the window of {_a(fname)} must be a whole number of bars from 1 "
                      f"to 1000000, or a duration", e.span)
@@ -299,18 +302,18 @@ class Lowerer:
             return None
         nodes = [a for a in args if a is not None]
         types = [self.type_of(a) for a in nodes]
-        for a, t in zip(e.args, types, strict=True):
+        for arg_e, t in zip(e.args, types, strict=True):
             if not t.numeric:
-                self.err("T003", f"{_a(e.func)} needs numbers, found {t}", a.span)
+                self.err("T003", f"{_a(e.func)} needs numbers, found {t}", arg_e.span)
                 return None
         result = types[0]
         if spec.result == "common":
-            for a, t, node in zip(e.args[1:], types[1:], nodes[1:], strict=True):
+            for arg_e, t, node in zip(e.args[1:], types[1:], nodes[1:], strict=True):
                 try:
                     comparable(result, t, b_is_zero=self.is_zero(node))
                 except UnitError as ue:
                     self.err("T004", f"arguments of {_a(e.func)} must share one unit: {ue.message}",
-                             a.span, ue.help)
+                             arg_e.span, ue.help)
                     return None
         return self.g.add(e.func, tuple(nodes), (), result, e.span)
 

@@ -184,11 +184,11 @@ class Compiler:
                 v = self.setting_value(theme.max_exposure, "max_exposure")
                 if v is not None:
                     self.out.theme_caps[theme.name] = v
-        for s in self.policy.strategies.values():
-            if s.budget is not None:
-                v = self.setting_value(s.budget, "budget")
+        for strat in self.policy.strategies.values():
+            if strat.budget is not None:
+                v = self.setting_value(strat.budget, "budget")
                 if v is not None:
-                    self.out.budgets[s.name] = v
+                    self.out.budgets[strat.name] = v
 
     # -- rules --
     def trigger(self, t: ast.Trigger) -> None:

@@ -35,7 +35,7 @@ class GNode:
     type: Type
     per_symbol: bool
     market: bool
-    spans: list[Span] = field(default_factory=list)
+    spans: dict[Span, None] = field(default_factory=dict)  # ordered set: where it is written
     rules: set[str] = field(default_factory=set)
 
     @property
@@ -161,8 +161,8 @@ class Graph:
 
     def _touch(self, i: int, span: Span | None, rule: str | None) -> None:
         n = self.nodes[i]
-        if span is not None and span not in n.spans:
-            n.spans.append(span)
+        if span is not None:
+            n.spans[span] = None
         if rule is not None:
             n.rules.add(rule)
 
@@ -231,10 +231,11 @@ def _node_line(n: GNode) -> str:
             "M" if n.market else "-",
         ]
     )
-    where = ", ".join(str(s) for s in n.spans[:3]) + (" …" if len(n.spans) > 3 else "")
+    spans = list(n.spans)
+    where = ", ".join(str(s) for s in spans[:3]) + (" …" if len(spans) > 3 else "")
     rules = ", ".join(sorted(r for r in n.rules if ":" in r))
     body = f"{n.label()}({args})" if n.args else n.label()
-    return f"%{n.id:<4} {flags} {str(n.type):<14} {body:<40} rules=[{rules}] at {where}"
+    return f"%{n.id:<4} {flags} {n.type!s:<14} {body:<40} rules=[{rules}] at {where}"
 
 
 def render_text(g: Graph) -> str:

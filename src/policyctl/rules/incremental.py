@@ -1,22 +1,29 @@
 """Incremental evaluation: one new bar at a time, O(1) per bar for every indicator.
 
 This is what the live runtime (and the engine's per-tick path) uses. The graph is turned
-into one straight-line Python function, generated from the checked graph only: every name
-in it is ours (``v12``, ``st7``) and every literal is a float the compiler produced, so no
-user text is ever evaluated. Indicator nodes keep their state in objects from
-``rules.indicators``; each :meth:`IncrementalEvaluator.step` advances them by one bar.
+into straight-line Python functions generated from the checked graph only: every name in
+them is ours (``v12``, ``st7``) and every literal is a float the compiler produced, so no
+user text is ever evaluated.
 
-Inputs of a step:
+A bar is two calls:
 
-* ``market``: candle field -> a sequence of floats, one per symbol in the evaluator's
-  symbol order (``{"close": [42000.0, 2300.0], ...}``). NaN marks a missing bar.
-* ``state``: account and engine values. Portfolio fields by name (``"equity"``), per-symbol
-  fields by name as a per-symbol sequence (``"position.pnl"``), a field for a named theme as
-  ``"exposure.theme@majors"``, window functions as ``"trades:3600"`` (see :func:`state_key`).
-  A missing key is *unavailable* (NaN): the engine fails closed on it.
+* :meth:`IncrementalEvaluator.advance` feeds the new candles: it updates every stateful
+  node (indicators, history, crossings) and the market values they read. Call it exactly
+  once per bar.
+* :meth:`IncrementalEvaluator.evaluate` computes every other node from those values and
+  the account state. It may be called again within the bar (after a fill, say) without
+  disturbing any indicator.
 
-The result is a list indexed by node id: a float for portfolio-wide nodes, a list of floats
-(one per symbol) for per-symbol nodes, ``None`` for nodes no output needs.
+Inputs: ``market`` maps a candle field to a sequence of floats, one per symbol in the
+evaluator's symbol order (NaN marks a missing bar). ``state`` holds account and engine
+values: portfolio fields by name (``"equity"``), per-symbol fields by name as a per-symbol
+sequence (``"position.pnl"``), a field of a named theme as ``"exposure.theme@majors"`` and
+window functions as ``"trades:3600"`` (see :func:`state_key`). A missing key is
+*unavailable* (NaN), and the engine fails closed on it.
+
+Results come back as :class:`Values`: ``values.get(node)`` for portfolio-wide nodes,
+``values.get(node, i)`` for per-symbol nodes. By default only what rules read (outputs) is
+kept; ``evaluate(state, full=True)`` keeps every node, for explanations.
 """
 
 from __future__ import annotations
@@ -27,26 +34,15 @@ from typing import Any
 
 from policyctl.rules import indicators, ops
 from policyctl.rules.graph import GNode, Graph
+from policyctl.rules.numeric import REL_TOL
 
 NAN = math.nan
 MARKET_FIELDS = ("open", "high", "low", "close", "volume")
-
-_INLINE = {
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
-    "div": "({0} / {1} if {1} else _nan)",
-    "neg": "(-{0})",
-    "abs": "abs({0})",
-}
-_CALLS = {
-    "gt": "_gt", "ge": "_ge", "lt": "_lt", "le": "_le", "eq": "_eq", "ne": "_ne",
-    "and": "_and", "or": "_or", "not": "_not", "min": "_min", "max": "_max", "clamp": "_clamp",
-}
+STATEFUL = frozenset({"ind", "shift", "cross"})
 
 
 def state_key(name: str, target: str | None = None, window: float | None = None) -> str:
-    """The key under which a state value is looked up in a step's ``state`` mapping."""
+    """The key under which a state value is looked up in an evaluation's ``state``."""
     if window is not None:
         return f"{name}:{window:g}"
     return f"{name}@{target}" if target else name
@@ -68,13 +64,153 @@ def phases(g: Graph, nodes: Sequence[int]) -> dict[int, int]:
     phase: dict[int, int] = {}
     for i in nodes:
         n = g[i]
-        p = max((phase[a] for a in n.args), default=0)
-        if n.per_symbol and p % 2 == 0:
-            p += 1
-        elif not n.per_symbol and p % 2 == 1:
+        p = max((phase.get(a, 0) for a in n.args), default=0)
+        if (n.per_symbol and p % 2 == 0) or (not n.per_symbol and p % 2 == 1):
             p += 1
         phase[i] = p
     return phase
+
+
+class Values:
+    """Node values of one evaluation: portfolio-wide in ``g``, per symbol in ``rows[i]``."""
+
+    __slots__ = ("g", "graph", "rows")
+
+    def __init__(self, graph: Graph, g: list[float], rows: list[list[float]]):
+        self.graph, self.g, self.rows = graph, g, rows
+
+    def get(self, node: int, symbol_index: int | None = None) -> float:
+        if self.graph[node].per_symbol:
+            if symbol_index is None:
+                raise ValueError(f"node %{node} is per symbol: give a symbol index")
+            return self.rows[symbol_index][node]
+        return self.g[node]
+
+    def per_symbol(self, node: int) -> list[float]:
+        if self.graph[node].per_symbol:
+            return [r[node] for r in self.rows]
+        return [self.g[node]] * len(self.rows)
+
+
+def _abs(x: str) -> str:
+    return f"({x} if {x} > 0.0 else -{x})"
+
+
+def _cmp_code(a: str, b: str, ka: float | None, kb: float | None, negate: bool) -> str:
+    """Inline :func:`ops.gt` (``a > b``, tolerant and NaN-aware) or, with ``negate``, its
+    complement ``not (a > b)`` (which is ``a <= b``). ``ka``/``kb`` are the operands' values
+    when they are constants, which lets the tolerance's scale fold."""
+    yes, no = ("0.0", "1.0") if negate else ("1.0", "0.0")
+    if kb is not None or ka is not None:
+        x, k = (a, abs(kb)) if kb is not None else (b, abs(ka))  # type: ignore[arg-type]
+        scale = f"({x} if {x} > {k!r} else -{x} if -{x} > {k!r} else {k!r})"
+        nan_check = f"{x} != {x}"
+    else:
+        scale = f"({_abs(a)} if {_abs(a)} > {_abs(b)} else {_abs(b)})"
+        nan_check = f"{a} != {a} or {b} != {b}"
+    return f"(_nan if {nan_check} else {yes} if {a} - {b} > _T * {scale} else {no})"
+
+
+class _Gen:
+    """Generates one function computing ``compute`` from given node values."""
+
+    def __init__(self, ev: IncrementalEvaluator, compute: list[int], stores: set[int]):
+        self.ev = ev
+        self.g = ev.graph
+        self.compute = compute
+        self.compute_set = set(compute)
+        self.stores = stores
+        self.loaded: set[int] = set()
+
+    def ref(self, a: int, in_loop: bool, lines: list[str], indent: str) -> str:
+        n = self.g[a]
+        if n.is_const:
+            return "_nan" if math.isnan(n.value) else repr(n.value)
+        if a in self.compute_set and self.ev.phase[a] == self.cur_phase:
+            return f"v{a}"
+        key = (a, self.cur_phase, in_loop)
+        if key not in self._loaded:
+            self._loaded.add(key)
+            src = "r" if n.per_symbol else "G"
+            lines.append(f"{indent}v{a} = {src}[{a}]")
+        return f"v{a}"
+
+    def expr(self, n: GNode, in_loop: bool, lines: list[str], indent: str) -> str:
+        op = n.op
+        if op == "field":
+            name, target = str(n.attr[0]), n.attr[1]
+            tix = self.ev.index.get(target) if isinstance(target, str) else None
+            if name in MARKET_FIELDS:
+                self.ev._markets.add(name)
+                return f"m_{name}[{'i' if tix is None else tix}]"
+            if n.per_symbol or tix is not None:
+                var = self.ev._state_vars.setdefault(name, f"s_{len(self.ev._state_vars)}")
+                return f"{var}[{'i' if tix is None else tix}]"
+            return f"_get(S, {node_state_key(n)!r})"
+        if op == "window":
+            return f"_get(S, {node_state_key(n)!r})"
+        if op in ("any", "all"):
+            return f"_{op}([row[{n.args[0]}] for row in ROWS])"
+        args = [self.ref(a, in_loop, lines, indent) for a in n.args]
+        if op in STATEFUL:
+            holder = self.ev._holder(n)
+            return f"{holder}[i]({', '.join(args)})" if n.per_symbol else f"{holder}({', '.join(args)})"
+        kids = [self.g[a] for a in n.args]
+        if op == "add":
+            return f"({args[0]} + {args[1]})"
+        if op == "sub":
+            return f"({args[0]} - {args[1]})"
+        if op == "mul":
+            return f"({args[0]} * {args[1]})"
+        if op == "div":
+            return f"({args[0]} / {args[1]} if {args[1]} else _nan)"
+        if op == "neg":
+            return f"(-{args[0]})"
+        if op == "abs":
+            return f"abs({args[0]})"
+        if op in ("gt", "lt", "ge", "le"):
+            a, b = args
+            ka, kb = (k.value if k.is_const else None for k in kids)
+            if op in ("lt", "ge"):  # a < b is b > a;  a >= b is not (b > a)
+                a, b, ka, kb = b, a, kb, ka
+            return _cmp_code(a, b, ka, kb, negate=op in ("ge", "le"))
+        if op == "and":
+            a, b = args
+            return f"(0.0 if {a} == 0.0 or {b} == 0.0 else _nan if {a} != {a} or {b} != {b} else 1.0)"
+        if op == "or":
+            a, b = args
+            return f"(1.0 if {a} == 1.0 or {b} == 1.0 else _nan if {a} != {a} or {b} != {b} else 0.0)"
+        if op == "not":
+            return f"({args[0]} if {args[0]} != {args[0]} else 1.0 - {args[0]})"
+        fn = {"eq": "_eq", "ne": "_ne", "min": "_min", "max": "_max", "clamp": "_clamp"}[op]
+        return f"{fn}({', '.join(args)})"
+
+    def build(self, name: str) -> str:
+        self._loaded: set[tuple[int, int, bool]] = set()
+        by_phase: dict[int, list[int]] = {}
+        for i in self.compute:
+            if not self.g[i].is_const:
+                by_phase.setdefault(self.ev.phase[i], []).append(i)
+        body: list[str] = []
+        for ph in sorted(by_phase):
+            self.cur_phase = ph
+            ids = by_phase[ph]
+            if ph % 2 == 0:
+                for i in ids:
+                    body.append(f"    v{i} = {self.expr(self.g[i], False, body, '    ')}")
+                    if i in self.stores:
+                        body.append(f"    G[{i}] = v{i}")
+            else:
+                body.append("    for i in _R:")
+                body.append("        r = ROWS[i]")
+                for i in ids:
+                    body.append(f"        v{i} = {self.expr(self.g[i], True, body, '        ')}")
+                    if i in self.stores:
+                        body.append(f"        r[{i}] = v{i}")
+        head = [f"def {name}(G, ROWS, M, S):"]
+        head += [f"    m_{f} = M.get({f!r}) or _NANS" for f in sorted(self.ev._markets)]
+        head += [f"    {var} = S.get({nm!r}) or _NANS" for nm, var in self.ev._state_vars.items()]
+        return "\n".join(head + body + ["    return None"]) + "\n"
 
 
 class IncrementalEvaluator:
@@ -83,108 +219,92 @@ class IncrementalEvaluator:
         self.symbols = list(symbols)
         self.index = {s: i for i, s in enumerate(self.symbols)}
         self.nodes = list(nodes) if nodes is not None else graph.reachable()
-        self.source = ""
+        self.phase = phases(graph, self.nodes)
         self._namespace: dict[str, Any] = {}
+        self._markets: set[str] = set()
+        self._state_vars: dict[str, str] = {}
+        n, n_sym = len(graph), len(self.symbols)
+        self._g: list[float] = [NAN] * n
+        self._rows: list[list[float]] = [[NAN] * n for _ in range(n_sym)]
+        for i in self.nodes:  # constants are stored once, never recomputed
+            node = graph[i]
+            if node.is_const:
+                self._g[i] = node.value
+                for r in self._rows:
+                    r[i] = node.value
         self._build()
 
-    # -- code generation --
-    def _ref(self, a: int, current_phase: int) -> str:
-        n = self.graph[a]
-        if n.per_symbol and self._phase[a] != current_phase:
-            return f"L{a}[i]"
-        return f"v{a}"
-
-    def _expr(self, n: GNode, ph: int) -> str:
-        args = [self._ref(a, ph) for a in n.args]
-        op = n.op
-        if op == "const":
-            v = n.value
-            return "_nan" if math.isnan(v) else repr(float(v))
-        if op == "field":
-            name, target = n.attr
-            name = str(name)
-            if name in MARKET_FIELDS:
-                col = f"m_{name}"
-                self._markets.add(name)
-                idx = "i" if target is None else str(self.index[str(target)])
-                return f"{col}[{idx}]"
-            if n.per_symbol or (target is not None and target in self.index):
-                var = f"s_{len(self._state_vars)}"
-                self._state_vars.setdefault(name, var)
-                var = self._state_vars[name]
-                idx = "i" if target is None else str(self.index[str(target)])
-                return f"{var}[{idx}]"
-            return f"_get(S, {node_state_key(n)!r})"
-        if op == "window":
-            return f"_get(S, {node_state_key(n)!r})"
-        if op in ("ind", "shift", "cross"):
-            holder = f"st{n.id}"
-            if n.op == "ind":
-                name, window = n.attr
-                factory = indicators.INCREMENTAL[str(name)]
-                make = lambda f=factory, w=window: f(w)  # noqa: E731
-            elif n.op == "shift":
-                make = lambda w=n.attr[0]: indicators.Shift(w)  # type: ignore[misc]  # noqa: E731
-            else:
-                cls = indicators.CrossesAbove if n.attr[0] == "above" else indicators.CrossesBelow
-                make = cls
-            if n.per_symbol:
-                self._namespace[holder] = [make() for _ in self.symbols]
-                self._namespace[holder + "_u"] = [s.update for s in self._namespace[holder]]
-                return f"{holder}_u[i]({', '.join(args)})"
-            self._namespace[holder] = make()
-            self._namespace[holder + "_u"] = self._namespace[holder].update
-            return f"{holder}_u({', '.join(args)})"
-        if op in ("any", "all"):
-            return f"_{op}(L{n.args[0]})"
-        if op in _INLINE:
-            return _INLINE[op].format(*args)
-        return f"{_CALLS[op]}({', '.join(args)})"
+    def _holder(self, n: GNode) -> str:
+        holder = f"st{n.id}"
+        if holder in self._namespace:
+            return holder
+        if n.op == "ind":
+            name, window = n.attr
+            factory = indicators.INCREMENTAL[str(name)]
+            make: Any = lambda: factory(window)  # noqa: E731
+        elif n.op == "shift":
+            make = lambda: indicators.Shift(n.attr[0])  # type: ignore[arg-type]  # noqa: E731
+        else:
+            make = indicators.CrossesAbove if n.attr[0] == "above" else indicators.CrossesBelow
+        if n.per_symbol:
+            self._namespace[holder] = [make().update for _ in self.symbols]
+        else:
+            self._namespace[holder] = make().update
+        return holder
 
     def _build(self) -> None:
         g = self.graph
-        self._phase = phases(g, self.nodes)
-        self._markets: set[str] = set()
-        self._state_vars: dict[str, str] = {}
-        body: list[str] = []
-        by_phase: dict[int, list[int]] = {}
-        for i in self.nodes:
-            by_phase.setdefault(self._phase[i], []).append(i)
-        for ph in sorted(by_phase):
-            ids = by_phase[ph]
-            if ph % 2 == 0:
-                body += [f"    v{i} = {self._expr(g[i], ph)}" for i in ids]
-            else:
-                body += [f"    L{i} = [_nan] * _N" for i in ids]
-                body.append("    for i in _R:")
-                for i in ids:
-                    body.append(f"        v{i} = {self._expr(g[i], ph)}")
-                    body.append(f"        L{i}[i] = v{i}")
-        head = ["def _step(M, S):"]
-        head += [f"    m_{f} = M.get({f!r}) or _NANS" for f in sorted(self._markets)]
-        head += [f"    {var} = S.get({name!r}) or _NANS" for name, var in self._state_vars.items()]
-        out = ", ".join(
-            (f"L{i}" if g[i].per_symbol else f"v{i}") if i in self._phase else "None"
-            for i in range(len(g))
-        )
-        tail = [f"    return [{out}]"]
-        self.source = "\n".join(head + body + tail) + "\n"
+        # advance: every stateful node, and the market values they (transitively) read
+        adv: set[int] = set()
+        stack = [i for i in self.nodes if g[i].op in STATEFUL or
+                 (g[i].op == "field" and g[i].market)]
+        while stack:
+            i = stack.pop()
+            if i not in adv:
+                adv.add(i)
+                stack.extend(a for a in g[i].args if not g[a].is_const)
+        advance = [i for i in self.nodes if i in adv]
+        rest = [i for i in self.nodes if i not in adv and not g[i].is_const]
+        needed: set[int] = {o.node for o in g.outputs}
+        for i in rest:
+            for a in g[i].args:
+                if a in adv or self.phase.get(a) != self.phase[i] or g[i].op in ("any", "all"):
+                    needed.add(a)
+        self.source_advance = _Gen(self, advance, set(advance)).build("_advance")
+        self.source_fast = _Gen(self, rest, needed).build("_evaluate")
+        self.source_full = _Gen(self, rest, set(rest)).build("_evaluate_full")
         ns = self._namespace
         ns.update(
-            _nan=NAN, _N=len(self.symbols), _R=range(len(self.symbols)),
-            _NANS=[NAN] * len(self.symbols), _get=_get,
-            _gt=ops.gt, _ge=ops.ge, _lt=ops.lt, _le=ops.le, _eq=ops.eq, _ne=ops.ne,
-            _and=ops.and_, _or=ops.or_, _not=ops.not_, _min=ops.min_, _max=ops.max_,
-            _clamp=ops.clamp, _any=ops.any_, _all=ops.all_,
+            _nan=NAN, _T=REL_TOL, _R=range(len(self.symbols)), _NANS=[NAN] * len(self.symbols),
+            _get=_get, _gt=ops.gt, _not=ops.not_, _eq=ops.eq, _ne=ops.ne, _min=ops.min_,
+            _max=ops.max_, _clamp=ops.clamp, _any=ops.any_, _all=ops.all_,
         )
-        code = compile(self.source, "<policyctl graph>", "exec")
-        exec(code, ns)  # generated from the checked graph: no user text is evaluated
-        self._step = ns["_step"]
+        for src in (self.source_advance, self.source_fast, self.source_full):
+            # generated from the checked graph: names and literals are all ours
+            exec(compile(src, "<policyctl graph>", "exec"), ns)
+        self._advance = ns["_advance"]
+        self._evaluate = ns["_evaluate"]
+        self._evaluate_full = ns["_evaluate_full"]
+
+    @property
+    def source(self) -> str:
+        return "\n".join([self.source_advance, self.source_full])
 
     # -- evaluation --
-    def step(self, market: Mapping[str, Sequence[float]], state: Mapping[str, Any] | None = None) -> list[Any]:
-        """Advance every indicator by one bar and return all node values (see module doc)."""
-        return self._step(market, state or {})  # type: ignore[no-any-return]
+    def advance(self, market: Mapping[str, Sequence[float]]) -> None:
+        """Feed one new bar to every indicator (exactly once per bar)."""
+        self._advance(self._g, self._rows, market, {})
+
+    def evaluate(self, state: Mapping[str, Any] | None = None, full: bool = False) -> Values:
+        """Compute rule values for the current bar from the account ``state``."""
+        f = self._evaluate_full if full else self._evaluate
+        f(self._g, self._rows, {}, state or {})
+        return Values(self.graph, self._g, self._rows)
+
+    def step(self, market: Mapping[str, Sequence[float]], state: Mapping[str, Any] | None = None) -> Values:
+        """``advance`` then ``evaluate(full=True)``: one bar, every node's value."""
+        self.advance(market)
+        return self.evaluate(state, full=True)
 
 
 def _get(state: Mapping[str, Any], key: str) -> float:

@@ -38,7 +38,8 @@ Definitions (``t`` is the bar index, windows end at ``t``)
   ``TR[t] = max(high-low, |high-close[t-1]|, |low-close[t-1]|)``;
   ``ATR[n-1] = mean(TR[0..n-1])``, then ``ATR[t] = (ATR[t-1]*(n-1) + TR[t]) / n``. A bar is
   unavailable if any of high, low, close is; the first bar after a restart has ``TR = high-low``.
-* ``change(x, n)``: ``x[t]/x[t-n] - 1`` (a fraction); NaN if ``x[t-n] <= 0``.
+* ``change(x, n)``: ``x[t]/x[t-n] - 1`` (a fraction); NaN if ``x[t-n] <= 0`` or if the
+  ratio overflows (a subnormal base), like division elsewhere in the engine.
 * ``shift(x, n)``: ``x[t-n]`` (``close[1]`` in the DSL); ``shift(x, 0)`` is ``x``.
 * ``crosses_above(a, b)``: ``1.0`` at ``t`` when ``gt(a[t], b[t])`` and ``le(a[t-1], b[t-1])``
   (tolerant comparisons), ``0.0`` otherwise, NaN when any of the four values is unavailable
@@ -184,9 +185,7 @@ def _blocks(x: FloatArray, n: int) -> npt.NDArray[np.float64]:
     return xp.reshape(m, n)
 
 
-def _window_sums(
-    x: FloatArray, n: int, squares: bool
-) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+def _window_sums(x: FloatArray, n: int, squares: bool) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Per-window reference ``r`` and sums ``S1 = sum(x - r)``, ``S2 = sum((x - r)**2)``.
 
     Windows ``[t-n+1, t]`` are decomposed over blocks of ``n`` bars. A window ending at the
@@ -388,7 +387,7 @@ def atr(high: npt.ArrayLike, low: npt.ArrayLike, close: npt.ArrayLike, n: int) -
 
 
 def change(x: npt.ArrayLike, n: int) -> FloatArray:
-    """``x[t]/x[t-n] - 1``; NaN if ``x[t-n]`` is NaN or ``<= 0`` or ``x[t]`` is NaN."""
+    """``x[t]/x[t-n] - 1``; NaN if ``x[t-n]`` is NaN or ``<= 0``, ``x[t]`` is NaN, or on overflow."""
     n = _window(n)
     a = _series(x)
     out = np.full(a.size, np.nan)
@@ -396,7 +395,7 @@ def change(x: npt.ArrayLike, n: int) -> FloatArray:
         prev = a[:-n]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             r = a[n:] / prev - 1.0
-        out[n:] = np.where(prev > 0.0, r, np.nan)
+        out[n:] = np.where((prev > 0.0) & np.isfinite(r), r, np.nan)
     return out
 
 
@@ -794,7 +793,9 @@ class Change:
         i += 1
         self._i = 0 if i == self.n else i
         if old > 0.0:
-            return x / old - 1.0
+            r = x / old - 1.0
+            if r - r == 0.0:  # finite (a tiny base can overflow the ratio)
+                return r
         return _NAN
 
 
@@ -920,12 +921,8 @@ SPECS: dict[str, IndicatorSpec] = {
         IndicatorSpec("lowest", lowest, Lowest, 1, True, 1, -1, "rolling minimum"),
         IndicatorSpec("change", change, Change, 1, True, 1, 0, "x[t]/x[t-n] - 1"),
         IndicatorSpec("shift", shift, Shift, 1, True, 0, 0, "value n bars ago"),
-        IndicatorSpec(
-            "crosses_above", crosses_above, CrossesAbove, 2, False, 0, 1, "a crosses above b"
-        ),
-        IndicatorSpec(
-            "crosses_below", crosses_below, CrossesBelow, 2, False, 0, 1, "a crosses below b"
-        ),
+        IndicatorSpec("crosses_above", crosses_above, CrossesAbove, 2, False, 0, 1, "a crosses above b"),
+        IndicatorSpec("crosses_below", crosses_below, CrossesBelow, 2, False, 0, 1, "a crosses below b"),
     )
 }
 

@@ -8,6 +8,7 @@ fire. Codes ``L0xx`` are documented with examples in ``docs/diagnostics.md``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -63,10 +64,10 @@ def per_asset_above_theme(cp: CompiledPolicy, diags: Diagnostics) -> None:
     theme_limit: dict[str, tuple[float, str]] = {
         name: (v, f"theme `{name}`'s max_exposure") for name, v in cp.theme_caps.items()
     }
-    for target, v, name in limits.get("exposure.theme", []):
+    for target, limit, name in limits.get("exposure.theme", []):
         for t in [target] if target else list(themes):
-            if t in themes and (t not in theme_limit or v < theme_limit[t][0]):
-                theme_limit[t] = (v, f"cap `{name}`")
+            if t in themes and (t not in theme_limit or limit < theme_limit[t][0]):
+                theme_limit[t] = (limit, f"cap `{name}`")
     for c in cp.caps:
         if c.metric != "exposure.symbol":
             continue
@@ -153,17 +154,16 @@ def stop_beyond_take(cp: CompiledPolicy, diags: Diagnostics) -> None:
         s = _const(g, t.stop) if t.stop is not None else None
         tp = _const(g, t.take) if t.take is not None else None
         pct = lambda n: n is not None and g[n].type.kind is Kind.PERCENT  # noqa: E731
-        if s is not None and pct(t.stop):
-            if s <= 0 or s >= 1:
-                diags.warning("L013", f"trigger `{t.name}` sets a stop {_pct(s)} from entry",
-                              t.span, "a stop distance is between 0% and 100% below the entry")
+        if s is not None and pct(t.stop) and (s <= 0 or s >= 1):
+            diags.warning("L013", f"trigger `{t.name}` sets a stop {_pct(s)} from entry",
+                          t.span, "a stop distance is between 0% and 100% below the entry")
         if tp is not None and pct(t.take) and tp <= 0:
             diags.warning("L013", f"trigger `{t.name}` sets a take-profit {_pct(tp)} from entry",
                           t.span, "a take-profit distance is above 0%")
         if s is not None and tp is not None and pct(t.stop) and pct(t.take) and -s >= tp:
             diags.error("L003", f"trigger `{t.name}`: the stop-loss is at or beyond the take-profit",
-                        t.span, f"the stop sits at entry {_pct(-s)} and the take-profit at entry "
-                        f"+{_pct(tp)}")
+                        t.span, f"the stop sits at entry {-s * 100:+g}% and the take-profit "
+                        f"at entry {tp * 100:+g}%")
 
 
 @lint("L010")
@@ -189,11 +189,10 @@ class Ranges:
     def __init__(self, g: Graph):
         self.g = g
         self.memo: dict[int, tuple[float, float]] = {}
+        for i in g.reachable():  # ids are topological: arguments come first
+            self.memo[i] = self._compute(i)
 
     def of(self, i: int) -> tuple[float, float]:
-        for j in range(min(self.memo, default=0), i + 1):
-            if j not in self.memo:
-                self.memo[j] = self._compute(j)
         return self.memo[i]
 
     def _compute(self, i: int) -> tuple[float, float]:
@@ -210,10 +209,10 @@ class Ranges:
         if n.op == "window":
             return cat.FUNCTIONS[str(n.attr[0])].range
         if n.op == "ind":
-            spec = cat.FUNCTIONS[str(n.attr[0])]
-            if spec.result == "arg0" and spec.name in ("sma", "ema", "highest", "lowest"):
+            fspec = cat.FUNCTIONS[str(n.attr[0])]
+            if fspec.name in ("sma", "ema", "highest", "lowest"):
                 return r[0]
-            return spec.range
+            return fspec.range
         if n.op in ("cross", "any", "all", "and", "or", "not"):
             if n.op == "not":
                 return (1 - r[0][1], 1 - r[0][0])
@@ -287,7 +286,7 @@ def fees(cp: CompiledPolicy, diags: Diagnostics) -> None:
 def ttl_order(cp: CompiledPolicy, diags: Diagnostics) -> None:
     s, ex = cp.settings, cp.policy.execution
     keys = [k for k in ("maker_wait", "pending_ttl", "stale_after") if k in s]
-    for a, b in zip(keys, keys[1:], strict=False):
+    for a, b in itertools.pairwise(keys):
         if s[a] >= s[b]:
             diags.error("L007", f"`{a}` ({_fmt_duration(s[a])}) must be shorter than `{b}` "
                         f"({_fmt_duration(s[b])})", ex[a].span,

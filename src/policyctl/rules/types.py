@@ -6,7 +6,10 @@ checker calls it for every operator and reports what it refuses.
 
 A percentage is a dimensionless fraction (``3%`` is 0.03), so it mixes with plain numbers in
 arithmetic (``close * (1 + 2%)``); comparisons, though, must compare like with like, because
-``rsi(close, 14) < 3%`` is almost certainly a mistake. The literal ``0`` compares with anything.
+``rsi(close, 14) < 3%`` is almost certainly a mistake. A *ratio* of like quantities
+(``atr(14) / close``, ``close / sma(close, 20)``) is dimensionless too: it compares with
+numbers and percentages alike (``atr(14) / close < 2%``, ``close / sma(close, 20) > 1.02``).
+The literal ``0`` compares with anything.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ NUMERIC = frozenset({Kind.NUMBER, Kind.PERCENT, Kind.DURATION, Kind.MONEY})
 class Type:
     kind: Kind
     currency: str | None = None  # for MONEY; None = the quote currency, not checked
+    ratio: bool = False  # a NUMBER that is a ratio of like quantities (compares with PERCENT)
 
     def __str__(self) -> str:
         if self.kind is Kind.MONEY and self.currency:
@@ -48,6 +52,9 @@ DURATION = Type(Kind.DURATION)
 MONEY = Type(Kind.MONEY)
 BOOL = Type(Kind.BOOL)
 STRING = Type(Kind.STRING)
+
+
+RATIO = Type(Kind.NUMBER, ratio=True)
 
 
 def money(currency: str | None) -> Type:
@@ -80,9 +87,11 @@ def arith(op: str, a: Type, b: Type, b_is_zero: bool = False, a_is_zero: bool = 
     ka, kb = a.kind, b.kind
     if op in "+-":
         if ka == kb:
-            return _same_money(a, b) if ka is Kind.MONEY else a
+            if ka is Kind.MONEY:
+                return _same_money(a, b)
+            return RATIO if ka is Kind.NUMBER and (a.ratio or b.ratio) else a
         if {ka, kb} == {Kind.NUMBER, Kind.PERCENT}:
-            return NUMBER
+            return RATIO
         if a_is_zero:
             return b
         if b_is_zero:
@@ -107,7 +116,7 @@ def arith(op: str, a: Type, b: Type, b_is_zero: bool = False, a_is_zero: bool = 
     if ka == kb:
         if ka is Kind.MONEY:
             _same_money(a, b)
-        return NUMBER
+        return RATIO
     if kb is Kind.PERCENT and ka is not Kind.NUMBER:
         return a
     raise UnitError(f"cannot divide {a} by {b}", "divide by a number, or by a value of the same unit")
@@ -120,6 +129,8 @@ def comparable(a: Type, b: Type, a_is_zero: bool = False, b_is_zero: bool = Fals
             raise UnitError(f"cannot compare {a} with {b}")
         return
     if a_is_zero or b_is_zero:
+        return
+    if {a.kind, b.kind} == {Kind.NUMBER, Kind.PERCENT} and (a.ratio or b.ratio):
         return
     if a.kind != b.kind:
         help = None

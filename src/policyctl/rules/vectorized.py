@@ -14,7 +14,7 @@ keys of :func:`~policyctl.rules.incremental.state_key` to a scalar, a ``(bars,)`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +52,7 @@ def _all(x: Array) -> Array:
 
 def _div(a: Array, b: Array) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b == 0.0, NAN, a / np.where(b == 0.0, 1.0, b))  # type: ignore[no-any-return]
+        return np.where(b == 0.0, NAN, a / np.where(b == 0.0, 1.0, b))
 
 
 def _rows(x: Array, n_sym: int) -> Array:
@@ -91,7 +91,7 @@ def evaluate(
 
     for i in nodes:
         n = graph[i]
-        a = [out[j] for j in n.args]
+        a = [cast(Array, out[j]) for j in n.args]  # arguments come first in id order
         op = n.op
         r: Array
         if op == "const":
@@ -111,41 +111,41 @@ def evaluate(
         elif op == "window":
             r = state_value(node_state_key(n), False, None)
         elif op in ("ind", "shift", "cross"):
-            r = _series_op(n.op, n.attr, a, n.per_symbol, n_sym)  # type: ignore[arg-type]
+            r = _series_op(n.op, n.attr, a, n.per_symbol, n_sym)
         elif op in _CMP:
             r = _CMP[op](a[0], a[1])
         elif op == "add":
-            r = a[0] + a[1]  # type: ignore[operator]
+            r = a[0] + a[1]
         elif op == "sub":
-            r = a[0] - a[1]  # type: ignore[operator]
+            r = a[0] - a[1]
         elif op == "mul":
-            r = a[0] * a[1]  # type: ignore[operator]
+            r = a[0] * a[1]
         elif op == "div":
-            r = _div(a[0], a[1])  # type: ignore[arg-type]
+            r = _div(a[0], a[1])
         elif op == "neg":
-            r = -a[0]  # type: ignore[operator]
+            r = -a[0]
         elif op == "abs":
-            r = np.abs(a[0])  # type: ignore[arg-type]
+            r = np.abs(a[0])
         elif op == "and":
-            r = _and(a[0], a[1])  # type: ignore[arg-type]
+            r = _and(a[0], a[1])
         elif op == "or":
-            r = _or(a[0], a[1])  # type: ignore[arg-type]
+            r = _or(a[0], a[1])
         elif op == "not":
-            r = 1.0 - a[0]  # type: ignore[operator]
+            r = 1.0 - a[0]
         elif op == "min":
-            r = a[0]  # type: ignore[assignment]
+            r = a[0]
             for x in a[1:]:
                 r = np.minimum(r, x)
         elif op == "max":
-            r = a[0]  # type: ignore[assignment]
+            r = a[0]
             for x in a[1:]:
                 r = np.maximum(r, x)
         elif op == "clamp":
-            r = np.minimum(np.maximum(a[0], a[1]), a[2])  # type: ignore[call-overload]
+            r = np.minimum(np.maximum(a[0], a[1]), a[2])
         elif op == "any":
-            r = _any(a[0])  # type: ignore[arg-type]
+            r = _any(a[0])
         elif op == "all":
-            r = _all(a[0])  # type: ignore[arg-type]
+            r = _all(a[0])
         else:  # pragma: no cover - the compiler emits no other ops
             raise ValueError(f"unknown op {op}")
         if n.per_symbol:
@@ -154,18 +154,18 @@ def evaluate(
     return out
 
 
-def _series_op(op: str, attr: tuple[Any, ...], a: list[Array | None], per_symbol: bool, n_sym: int) -> Array:
+def _series_op(op: str, attr: tuple[Any, ...], a: list[Array], per_symbol: bool, n_sym: int) -> Array:
     def apply(f: Any, *rows: Array) -> Array:
         if not per_symbol:
-            return f(*rows)  # type: ignore[no-any-return]
+            return f(*rows)
         cols = [_rows(x, n_sym) for x in rows]
         return np.stack([f(*(c[k] for c in cols)) for k in range(n_sym)])
 
     if op == "ind":
         name, window = attr
         fn = indicators.VECTOR[name]
-        return apply(lambda *xs: fn(*xs, window), *a)  # type: ignore[arg-type]
+        return apply(lambda *xs: fn(*xs, window), *a)
     if op == "shift":
-        return apply(lambda x: indicators.shift(x, attr[0]), *a)  # type: ignore[arg-type]
+        return apply(lambda x: indicators.shift(x, attr[0]), *a)
     fn = indicators.crosses_above if attr[0] == "above" else indicators.crosses_below
-    return apply(fn, *a)  # type: ignore[arg-type]
+    return apply(fn, *a)
