@@ -266,12 +266,6 @@ def _rsi_values(ag: FloatArray, al: FloatArray) -> FloatArray:
     return out
 
 
-def _rsi_value(ag: float, al: float) -> float:
-    if al == 0.0:
-        return 50.0 if ag == 0.0 else 100.0
-    return 100.0 - 100.0 / (1.0 + ag / al)
-
-
 # =========================================================================== vectorized
 
 
