@@ -41,7 +41,7 @@ class ScalarSource:
 def read_source(path: Path, shown: str, diags: Diagnostics) -> bytes | None:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            diags.error("Y012", f"file is too large to be a policy (over {MAX_FILE_BYTES // 1024} KiB)",
+            diags.error("Y012", f"file is too large to be a policy (over {MAX_FILE_BYTES // (1024 * 1024)} MiB)",
                         Span.point(shown, 1, 1))
             return None
         return path.read_bytes()
@@ -334,7 +334,8 @@ class Loader:
             return
         if not path.exists():
             self.diags.error("I001", f"included file `{at.value}` not found", at.span,
-                             f"paths are relative to the including file's folder ({path.parent})")
+                             f"paths are relative to the including file's folder "
+                             f"({Path(at.span.file).parent})")
             return
         data = read_source(path, shown, self.diags)
         if data is None:
@@ -376,10 +377,11 @@ class Loader:
 
     def _apply_overrides(self, policy: Policy) -> None:
         for name, text in self.param_overrides.items():
-            shown = f"--param {name}"
-            src = TextSource(shown, text)
-            self.diags.sources[shown] = text
-            expr = parse(text, "expr", src, self.diags)
+            shown = "--param"
+            line = f"{name}={text}"
+            src = TextSource(shown, line)
+            self.diags.sources[shown] = line
+            expr = parse(text, "expr", src.at(len(name) + 1), self.diags)
             if expr is None:
                 continue
             if name not in policy.params:
@@ -387,7 +389,7 @@ class Loader:
 
                 close = difflib.get_close_matches(name, list(policy.params), n=1)
                 self.diags.error(
-                    "C001", f"unknown param `{name}`", Span.point(shown, 1, 1, len(text)),
+                    "C001", f"unknown param `{name}`", Span.point(shown, 1, 1, len(name)),
                     f"did you mean `{close[0]}`?" if close else
                     f"the policy's params are: {', '.join(sorted(policy.params)) or 'none'}",
                 )

@@ -361,7 +361,7 @@ def parse(text: str, start: str, source: SourceMap, diags: Diagnostics) -> Any |
             "P004",
             f"expression nested too deeply (more than {MAX_DEPTH} levels)",
             e.span,
-            "split it into smaller rules or params",
+            "simplify the expression; a rule rarely needs more than a few levels",
         )
     except _BadNumber as e:
         diags.error("P005", f"number `{e.text}` is out of range", e.span, "numbers must be finite")

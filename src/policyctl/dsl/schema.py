@@ -164,7 +164,7 @@ _DEFS: dict[str, Any] = {
                 "When this becomes true the trigger fires.",
                 "crosses_above(sma(close, fast), sma(close, slow))",
             ),
-            "then": _expr("Action", "What to do when the trigger fires.", "buy(risk)"),
+            "then": _expr("Action", "What to do when the trigger fires.", "buy 2% of equity stop 3% take 6%", "close"),
             "symbols": _ref(
                 "symbols", "Symbols", "Restrict the trigger to these symbols (default: all)."
             ),
@@ -182,7 +182,7 @@ _DEFS: dict[str, Any] = {
             {"$ref": _REF + "expr"},
             _object(
                 {
-                    "limit": _expr("Limit", "The cap, e.g. a percent of equity.", "30%"),
+                    "limit": _expr("Limit", "The capped quantity and its limit.", "exposure.total <= 30%"),
                     "on_breach": {
                         "enum": ["clip", "block"],
                         "title": "On breach",
@@ -205,7 +205,7 @@ _DEFS: dict[str, Any] = {
             "when": _expr(
                 "Condition", "When this becomes true the breaker trips.", "drawdown > 10%"
             ),
-            "then": _expr("Action", "What to do when the breaker trips.", "halt(1h)"),
+            "then": _expr("Action", "What to do when the breaker trips.", "halt for 24h", "pause"),
             "description": _DESCRIPTION,
         },
         required=["when", "then"],

@@ -16,7 +16,7 @@ from functools import cached_property
 from policyctl.diagnostics import Diagnostics, Span
 from policyctl.dsl import ast
 from policyctl.rules import catalogue as cat
-from policyctl.rules.graph import Graph
+from policyctl.rules.graph import Graph, fmt_duration
 from policyctl.rules.ops import BINARY_OPS, COMPARISONS
 from policyctl.rules.types import (
     BOOL,
@@ -110,6 +110,14 @@ class Lowerer:
             self.err("T017", f"param {_a(name)} is defined in terms of itself", span)
             return None
         p = self.env.params[name]
+        reads = [n for n in ast.walk(p.value) if isinstance(n, ast.Call) or (
+            isinstance(n, ast.Name) and n.dotted not in self.env.params and n.dotted != "timeframe")]
+        if reads:
+            self.err("T016", f"param {_a(name)} must be a constant", reads[0].span,
+                     "params hold values like `20`, `3%` or `1000 USDT`; put market and account "
+                     "values in rules")
+            self.param_nodes[name] = None
+            return None
         self._param_stack.append(name)
         node = self.expr(p.value, Ctx("param", name, per_symbol=False))
         self._param_stack.pop()
@@ -226,8 +234,8 @@ class Lowerer:
             tf = self.env.timeframe_seconds
             bars = v / tf
             if abs(bars - round(bars)) > 1e-9 or round(bars) < 1:
-                self.err("T008", f"window `{e.span and ast.to_source(e)}` is not a whole number of "
-                         f"{int(tf)}s bars", e.span,
+                self.err("T008", f"window `{ast.to_source(e)}` is not a whole number of "
+                         f"{fmt_duration(tf)} bars", e.span,
                          "use a multiple of the policy's timeframe")
                 return None
             return round(bars)

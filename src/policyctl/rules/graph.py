@@ -56,7 +56,7 @@ class GNode:
             return f"{name}@{target}" if target else str(name)
         if self.op == "window":
             func, seconds = self.attr
-            return f"{func}({_fmt_duration(float(seconds))})"  # type: ignore[arg-type]
+            return f"{func}({fmt_duration(float(seconds))})"  # type: ignore[arg-type]
         if self.op == "ind":
             name, n = self.attr
             return f"{name}[{n}]"
@@ -67,7 +67,7 @@ class GNode:
         return ops.SYMBOLS.get(self.op, self.op)
 
 
-def _fmt_duration(s: float) -> str:
+def fmt_duration(s: float) -> str:
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if s >= size and s % size == 0:
             return f"{int(s // size)}{unit}"
@@ -82,7 +82,7 @@ def _fmt_const(v: float, t: Type) -> str:
     if t.kind is Kind.PERCENT:
         return f"{v * 100:g}%"
     if t.kind is Kind.DURATION:
-        return _fmt_duration(v)
+        return fmt_duration(v)
     if t.kind is Kind.MONEY:
         return f"{v:g} {t.currency}" if t.currency else f"{v:g}"
     return f"{v:g}"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from policyctl.diagnostics import Diagnostics
 from policyctl.rules import catalogue as cat
 from policyctl.rules.compiler import CompiledPolicy
-from policyctl.rules.graph import Graph, _fmt_duration
+from policyctl.rules.graph import Graph, fmt_duration
 from policyctl.rules.types import Kind
 
 Lint = Callable[[CompiledPolicy, Diagnostics], None]
@@ -133,14 +133,14 @@ def trade_caps(cp: CompiledPolicy, diags: Diagnostics) -> None:
             if w2 <= w1:
                 continue
             if l1 >= l2:
-                diags.warning("L005", f"cap `{c1.name}` ({l1:g} per {_fmt_duration(w1)}) is not "
-                              f"below cap `{c2.name}` ({l2:g} per {_fmt_duration(w2)})", c1.span,
+                diags.warning("L005", f"cap `{c1.name}` ({l1:g} per {fmt_duration(w1)}) is not "
+                              f"below cap `{c2.name}` ({l2:g} per {fmt_duration(w2)})", c1.span,
                               f"`{c1.name}` can never bind; lower it or remove it")
             elif l1 * math.ceil(w2 / w1) < l2:
                 reach = l1 * math.ceil(w2 / w1)
-                diags.warning("L004", f"cap `{c2.name}` ({l2:g} per {_fmt_duration(w2)}) can never "
+                diags.warning("L004", f"cap `{c2.name}` ({l2:g} per {fmt_duration(w2)}) can never "
                               f"bind: `{c1.name}` allows at most {reach:g} trades per "
-                              f"{_fmt_duration(w2)}", c2.span,
+                              f"{fmt_duration(w2)}", c2.span,
                               f"lower `{c2.name}` to {reach:g} or less, or raise `{c1.name}`")
 
 
@@ -288,8 +288,8 @@ def ttl_order(cp: CompiledPolicy, diags: Diagnostics) -> None:
     keys = [k for k in ("maker_wait", "pending_ttl", "stale_after") if k in s]
     for a, b in itertools.pairwise(keys):
         if s[a] >= s[b]:
-            diags.error("L007", f"`{a}` ({_fmt_duration(s[a])}) must be shorter than `{b}` "
-                        f"({_fmt_duration(s[b])})", ex[a].span,
+            diags.error("L007", f"`{a}` ({fmt_duration(s[a])}) must be shorter than `{b}` "
+                        f"({fmt_duration(s[b])})", ex[a].span,
                         "an order waits as a maker, then is pending, then is stale: "
                         "maker_wait < pending_ttl < stale_after")
 
@@ -304,8 +304,8 @@ def cooldown_vs_lookback(cp: CompiledPolicy, diags: Diagnostics) -> None:
                    if g[i].op == "window"]
         if windows and b.duration_seconds > max(windows):
             diags.warning("L008", f"breaker `{b.name}` pauses for "
-                          f"{_fmt_duration(b.duration_seconds)}, longer than its lookback of "
-                          f"{_fmt_duration(max(windows))}", b.span,
+                          f"{fmt_duration(b.duration_seconds)}, longer than its lookback of "
+                          f"{fmt_duration(max(windows))}", b.span,
                           "by the time it ends, the events that tripped it are out of the window; "
                           "a shorter pause or a longer lookback says what you likely mean")
 
@@ -325,6 +325,7 @@ def _descendants(g: Graph, root: int) -> set[int]:
 def dust_vs_min_trade(cp: CompiledPolicy, diags: Diagnostics) -> None:
     s, ex = cp.settings, cp.policy.execution
     if "dust" in s and "min_trade" in s and s["dust"] > s["min_trade"]:
-        diags.error("L009", f"the dust threshold ({s['dust']:g}) is above the minimum trade size "
-                    f"({s['min_trade']:g})", ex["dust"].span,
+        cur = f" {cp.policy.market.quote}" if cp.policy.market.quote else ""
+        diags.error("L009", f"the dust threshold ({s['dust']:g}{cur}) is above the minimum trade size "
+                    f"({s['min_trade']:g}{cur})", ex["dust"].span,
                     "positions smaller than the minimum trade could never be closed")
