@@ -41,7 +41,8 @@ class ScalarSource:
 def read_source(path: Path, shown: str, diags: Diagnostics) -> bytes | None:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            diags.error("Y012", f"file is too large to be a policy (over {MAX_FILE_BYTES // (1024 * 1024)} MiB)",
+            mib = MAX_FILE_BYTES // (1024 * 1024)
+            diags.error("Y012", f"file is too large to be a policy (over {mib} MiB)",
                         Span.point(shown, 1, 1))
             return None
         return path.read_bytes()

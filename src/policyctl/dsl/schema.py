@@ -164,7 +164,9 @@ _DEFS: dict[str, Any] = {
                 "When this becomes true the trigger fires.",
                 "crosses_above(sma(close, fast), sma(close, slow))",
             ),
-            "then": _expr("Action", "What to do when the trigger fires.", "buy 2% of equity stop 3% take 6%", "close"),
+            "then": _expr(
+                "Action", "What to do when the trigger fires.", "buy 2% of equity stop 3% take 6%", "close"
+            ),
             "symbols": _ref(
                 "symbols", "Symbols", "Restrict the trigger to these symbols (default: all)."
             ),
