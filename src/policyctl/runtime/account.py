@@ -1,0 +1,171 @@
+"""Account figures at one tick, and the state inputs the evaluator reads.
+
+From the books (``EngineState``) and the snapshot's prices this computes equity, exposure
+(positions plus pending buys, as a share of equity), windows over fills and equity marks,
+data ages and spreads: everything a policy can name that is not a candle. Values that
+cannot be known (no price, no equity) are NaN, so every rule reading them fails closed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+
+from policyctl.rules.compiler import CompiledPolicy
+from policyctl.rules.incremental import node_state_key
+from policyctl.runtime.model import Side, Snapshot
+from policyctl.runtime.state import EngineState
+
+NAN = math.nan
+
+
+@dataclass
+class Account:
+    """What the account looks like now (and, for caps, after a hypothetical order)."""
+
+    equity: float
+    cash: float
+    prices: dict[str, float]  # mark price per symbol (NaN if unknown)
+    price_age: dict[str, int]  # ms since the price was observed
+    position_value: dict[str, float]
+    pending_buys: dict[str, float]  # notional of open buy orders, per symbol
+    strategy_exposure: dict[str, float] = field(default_factory=dict)  # notional per strategy
+
+    def exposure_symbol(self, symbol: str) -> float:
+        return _share(self.position_value.get(symbol, 0.0) + self.pending_buys.get(symbol, 0.0), self.equity)
+
+    def exposure_of(self, symbols: list[str] | tuple[str, ...]) -> float:
+        total = sum(self.position_value.get(s, 0.0) + self.pending_buys.get(s, 0.0) for s in symbols)
+        return _share(total, self.equity)
+
+    @property
+    def exposure_total(self) -> float:
+        return self.exposure_of(tuple({*self.position_value, *self.pending_buys}))
+
+
+def _share(x: float, equity: float) -> float:
+    return x / equity if equity > 0 and math.isfinite(equity) else NAN
+
+
+def mark_prices(snap: Snapshot, state: EngineState, symbols: tuple[str, ...], tf_ms: int) -> tuple[
+        dict[str, float], dict[str, int]]:
+    prices: dict[str, float] = {}
+    ages: dict[str, int] = {}
+    for s in symbols:
+        bar = snap.bars.get(s)
+        quote = snap.quotes.get(s)
+        candidates: list[tuple[int, float]] = []
+        if bar is not None and bar.close > 0 and math.isfinite(bar.close):
+            candidates.append((bar.ts + tf_ms, bar.close))
+        if quote is not None and quote.last > 0 and math.isfinite(quote.last):
+            candidates.append((quote.ts, quote.last))
+        if candidates:
+            ts, px = max(candidates)
+            prices[s], ages[s] = px, max(0, snap.now - ts)
+        elif s in state.last_price:
+            prices[s], ages[s] = state.last_price[s], max(0, snap.now - state.last_bar_ts.get(s, 0))
+        else:
+            prices[s], ages[s] = NAN, 1 << 62
+    return prices, ages
+
+
+def account(snap: Snapshot, state: EngineState, cp: CompiledPolicy) -> Account:
+    tf_ms = int(cp.timeframe_seconds * 1000)
+    prices, ages = mark_prices(snap, state, cp.symbols, tf_ms)
+    value = {s: p.qty * prices.get(s, NAN) for s, p in state.positions.items()}
+    pending: dict[str, float] = {}
+    strategy: dict[str, float] = {}
+    for o in state.pending.values():
+        if o.side == Side.BUY.value:
+            notional = max(o.qty - o.filled, 0.0) * o.ref_price
+            pending[o.symbol] = pending.get(o.symbol, 0.0) + notional
+            if o.strategy:
+                strategy[o.strategy] = strategy.get(o.strategy, 0.0) + notional
+    for s, p in state.positions.items():
+        if p.strategy:
+            strategy[p.strategy] = strategy.get(p.strategy, 0.0) + value[s]
+    equity = state.cash + sum(value.values())
+    return Account(equity, state.cash, prices, ages, value, pending, strategy)
+
+
+def _count_since(times: list[int], since: int) -> float:
+    return float(len(times) - bisect.bisect_left(times, since))
+
+
+def equity_at(state: EngineState, ms: int, fallback: float) -> float:
+    """Equity at the latest mark at or before ``ms`` (the first mark if none is that old)."""
+    marks = state.equity_marks
+    if not marks:
+        return fallback
+    i = bisect.bisect_right(marks, (ms, math.inf)) - 1
+    return marks[max(i, 0)][1]
+
+
+def state_inputs(snap: Snapshot, state: EngineState, cp: CompiledPolicy, acct: Account) -> dict[str, object]:
+    """The ``state`` mapping of one evaluation (keys of ``rules.incremental.state_key``)."""
+    syms = cp.symbols
+    tf_ms = int(cp.timeframe_seconds * 1000)
+    themes = cp.policy.market.themes
+    theme_of = {s: t.name for t in themes.values() for s in t.symbols}
+    eq = acct.equity if acct.equity > 0 else NAN
+    out: dict[str, object] = {
+        "equity": acct.equity,
+        "cash": acct.cash,
+        "exposure.total": acct.exposure_total,
+        "positions.open": float(sum(1 for p in state.positions.values() if p.qty > 0)),
+        "orders.open": float(len(state.pending)),
+        "drawdown": max(0.0, 1.0 - acct.equity / state.peak_equity) if state.peak_equity > 0 else NAN,
+        "kill_switch": 1.0 if snap.kill_switch else 0.0,
+    }
+    pos = [state.positions.get(s) for s in syms]
+    px = [acct.prices.get(s, NAN) for s in syms]
+    out["position.open"] = [1.0 if p is not None and p.qty > 0 else 0.0 for p in pos]
+    out["position.size"] = [p.qty if p else 0.0 for p in pos]
+    out["position.value"] = [acct.position_value.get(s, 0.0) for s in syms]
+    out["position.entry"] = [p.entry if p else NAN for p in pos]
+    out["position.pnl"] = [x / p.entry - 1.0 if p and p.entry > 0 else NAN
+                           for p, x in zip(pos, px, strict=True)]
+    out["position.pnl_amount"] = [p.qty * x - p.cost if p else NAN for p, x in zip(pos, px, strict=True)]
+    out["position.age"] = [(snap.now - p.opened_ms) / 1000.0 if p else NAN for p in pos]
+    bar_ts = [snap.bars[s].ts if s in snap.bars else state.last_bar_ts.get(s, 0) for s in syms]
+    out["position.bars"] = [float((t - p.opened_bar) // tf_ms) if p else NAN
+                            for p, t in zip(pos, bar_ts, strict=True)]
+    out["exposure.symbol"] = [acct.exposure_symbol(s) for s in syms]
+    out["exposure.theme"] = [acct.exposure_of(themes[theme_of[s]].symbols) if s in theme_of else 0.0
+                             for s in syms]
+    for t in themes.values():
+        out[f"exposure.theme@{t.name}"] = acct.exposure_of(t.symbols)
+    out["data_age"] = [acct.price_age.get(s, 1 << 62) / 1000.0 for s in syms]
+    spreads = []
+    for s in syms:
+        q = snap.quotes.get(s)
+        spreads.append((q.ask - q.bid) / q.mid if q is not None and q.mid > 0 and q.ask >= q.bid else NAN)
+    out["spread"] = spreads
+    status = [snap.markets[s].status if s in snap.markets else "trading" for s in syms]
+    out["product.halted"] = [1.0 if st == "halted" else 0.0 for st in status]
+    out["product.cancel_only"] = [1.0 if st == "cancel_only" else 0.0 for st in status]
+    out["product.post_only"] = [1.0 if st == "post_only" else 0.0 for st in status]
+    g = cp.graph
+    api = sorted(snap.api_errors)
+    for i in g.reachable():
+        n = g[i]
+        if n.op != "window":
+            continue
+        func, seconds = str(n.attr[0]), float(n.attr[1])  # type: ignore[arg-type]
+        since = snap.now - int(seconds * 1000)
+        if func == "trades":
+            v = _count_since(state.trade_times, since)
+        elif func == "stoplosses":
+            v = _count_since(state.stopout_times, since)
+        elif func == "api_errors":
+            v = _count_since(api, since)
+        else:
+            start = equity_at(state, since, acct.equity)
+            v = acct.equity - start if func == "pnl_amount" else (
+                (acct.equity - start) / start if start > 0 else NAN)
+        out[node_state_key(n)] = v
+    if not math.isfinite(eq):
+        for k in ("exposure.total",):
+            out[k] = NAN
+    return out

@@ -1,0 +1,86 @@
+"""The books: apply fills to cash and positions, exactly once each.
+
+A fill is applied only if its id has not been seen (so a fill reported twice, after a
+reconnect or a restart, is never counted twice). A fill of an order the engine sent
+carries that order's meaning to the position: its stop, take-profit, strategy and rule. A
+fill the engine knows nothing about (a manual trade, an order from before a lost state) is
+still booked. Orders that vanish from the exchange without filling are forgotten here.
+"""
+
+from __future__ import annotations
+
+from policyctl.runtime.model import Event, Fill, OpenOrder, Side
+from policyctl.runtime.state import EngineState, Position
+
+DUST = 1e-12
+
+
+def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, float]) -> list[Event]:
+    if f.id in state.fills_seen:
+        return []
+    state.remember(state.fills_seen, f.id)
+    events = [Event("fill", f"{f.side.value} {f.qty:.8g} {f.symbol} at {f.price:.8g}",
+                    {"fill": f.id, "client_id": f.client_id, "symbol": f.symbol, "side": f.side.value,
+                     "qty": f.qty, "price": f.price, "fee": f.fee})]
+    order = state.pending.get(f.client_id)
+    pos = state.positions.get(f.symbol)
+    if f.side is Side.BUY:
+        state.cash -= f.qty * f.price + f.fee
+        if pos is None:
+            pos = Position(f.symbol, 0.0, 0.0, f.ts, bar_ts, 0.0)
+            state.positions[f.symbol] = pos
+        new_qty = pos.qty + f.qty
+        pos.entry = (pos.entry * pos.qty + f.price * f.qty) / new_qty
+        pos.qty = new_qty
+        pos.cost += f.qty * f.price + f.fee
+        if order is not None:
+            pos.stop = order.stop if order.stop is not None else pos.stop
+            pos.take = order.take if order.take is not None else pos.take
+            pos.strategy = order.strategy or pos.strategy
+            pos.rule = order.rule
+    else:
+        state.cash += f.qty * f.price - f.fee
+        if pos is not None:
+            sold = min(f.qty, pos.qty)
+            cost_out = pos.cost * (sold / pos.qty) if pos.qty > 0 else 0.0
+            pnl = sold * f.price - f.fee - cost_out
+            state.realized.append((f.ts, pnl))
+            pos.cost -= cost_out
+            pos.qty -= sold
+            if pos.qty <= DUST * max(1.0, sold):
+                del state.positions[f.symbol]
+                events.append(Event("position_closed", f"{f.symbol} closed, realized {pnl:+.2f}",
+                                    {"symbol": f.symbol, "pnl": pnl,
+                                     "kind": order.kind if order else "external"}))
+    if order is not None:
+        order.filled += f.qty
+        if order.filled >= order.qty * (1 - 1e-9):
+            del state.pending[f.client_id]
+            state.trade_times.append(f.ts)
+            if order.kind == "stop_loss":
+                state.stopout_times.append(f.ts)
+                _cool(state, f.symbol, f.ts, cooldowns.get("after_stopout"))
+            _cool(state, f.symbol, f.ts, cooldowns.get("after_fill"))
+    else:
+        state.trade_times.append(f.ts)
+    return events
+
+
+def _cool(state: EngineState, symbol: str, ts: int, seconds: float | None) -> None:
+    if seconds:
+        until = ts + int(seconds * 1000)
+        state.cooldowns[symbol] = max(until, state.cooldowns.get(symbol, 0))
+
+
+def forget_vanished(state: EngineState, open_orders: tuple[OpenOrder, ...], now: int) -> list[Event]:
+    """Pending orders that are neither open at the exchange nor filled are gone."""
+    live = {o.client_id for o in open_orders}
+    events = []
+    for cid in [c for c, o in state.pending.items() if c not in live and o.created_ms < now]:
+        o = state.pending.pop(cid)
+        if o.filled > 0:
+            state.trade_times.append(now)
+        events.append(Event("order_gone", f"order `{cid}` ({o.kind} {o.side} {o.symbol}) is no longer "
+                            f"open; {o.filled:.8g} of {o.qty:.8g} filled",
+                            {"client_id": cid, "filled": o.filled, "qty": o.qty}))
+    return events

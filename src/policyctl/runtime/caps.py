@@ -1,0 +1,138 @@
+"""Caps: check the account as it would be after an order, and clip or block it.
+
+Every cap limits one quantity the engine can project (exposure in total, per symbol, per
+theme, a position's value, open positions, open orders, trades per window). The check uses
+the account *after* the order, pending orders included. Caps of the trigger's strategy and
+its budget come first, then the global caps, in policy order. An exposure cap in ``clip``
+mode shrinks the order to fit; anything else blocks. A cap that cannot be evaluated
+blocks: fail closed. Each check reports the margin left, which the metrics export.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from policyctl.rules import ops
+from policyctl.rules.compiler import CapInfo, CompiledPolicy
+from policyctl.rules.incremental import Values
+from policyctl.runtime.account import Account, _count_since
+from policyctl.runtime.state import EngineState
+
+EXPOSURE = frozenset({"exposure.total", "exposure.symbol", "exposure.theme", "position.value"})
+
+
+@dataclass
+class CapCheck:
+    notional: float
+    blocked: str | None = None  # the reason, when blocked
+    blocked_by: str | None = None  # the cap's name
+    clips: list[dict[str, object]] = field(default_factory=list)
+    margins: dict[str, float] = field(default_factory=dict)
+
+
+def _theme_symbols(cp: CompiledPolicy, cap: CapInfo, symbol: str) -> tuple[str, ...] | None:
+    themes = cp.policy.market.themes
+    if cap.target is not None:
+        t = themes.get(cap.target)
+        return t.symbols if t is not None and symbol in t.symbols else None
+    for t in themes.values():
+        if symbol in t.symbols:
+            return t.symbols
+    return None
+
+
+def _projection(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+                now: int) -> tuple[float, float, float] | None:
+    """(metric before the order, metric per unit of notional, scale) or None if the cap does
+    not apply to this order. The metric after an order of notional N is ``before + N * per``."""
+    eq = acct.equity
+    per = 1.0 / eq if eq > 0 else math.nan
+    if cap.metric == "exposure.total":
+        return acct.exposure_total, per, eq
+    if cap.metric in ("exposure.symbol", "position.value"):
+        if cap.target is not None and cap.target != symbol:
+            return None
+        if cap.metric == "position.value":
+            return acct.position_value.get(symbol, 0.0) + acct.pending_buys.get(symbol, 0.0), 1.0, 1.0
+        return acct.exposure_symbol(symbol), per, eq
+    if cap.metric == "exposure.theme":
+        members = _theme_symbols(cp, cap, symbol)
+        if members is None:
+            return None
+        return acct.exposure_of(members), per, eq
+    if cap.metric == "positions.open":
+        n = sum(1 for p in state.positions.values() if p.qty > 0)
+        opens = 0.0 if symbol in state.positions else 1.0
+        return float(n), 0.0, opens  # scale carries the step an order adds
+    if cap.metric == "orders.open":
+        return float(len(state.pending)), 0.0, 1.0
+    if cap.metric == "trades":
+        since = now - int((cap.window_seconds or 0) * 1000)
+        return _count_since(state.trade_times, since) + len(state.pending), 0.0, 1.0
+    return None
+
+
+def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
+               i: int, notional: float, strategy: str | None, now: int, min_trade: float) -> CapCheck:
+    out = CapCheck(notional)
+    until = state.cooldowns.get(symbol)
+    if until is not None and now < until:
+        return _block(out, "cooldown", f"symbol in cooldown for {(until - now) // 1000}s more")
+    ordered = [c for c in cp.caps if c.strategy is not None and c.strategy == strategy]
+    ordered += [c for c in cp.caps if c.strategy is None]
+    if strategy is not None and strategy in cp.budgets:
+        budget = cp.budgets[strategy]
+        used = acct.strategy_exposure.get(strategy, 0.0)
+        room = budget * acct.equity - used
+        if not math.isfinite(room):
+            return _block(out, f"budget of strategy `{strategy}`", "cannot be evaluated")
+        if out.notional > room:
+            if room < max(min_trade, 1e-12):
+                return _block(out, f"budget of strategy `{strategy}`", f"budget {budget:.2%} is used up")
+            out.clips.append({"cap": f"budget:{strategy}", "from": out.notional, "to": room})
+            out.notional = room
+    for cap in ordered:
+        proj = _projection(cp, cap, acct, state, symbol, now)
+        if proj is None:
+            continue
+        before, per, scale = proj
+        limit = values.get(cap.limit, i) if cp.graph[cap.limit].per_symbol else values.get(cap.limit)
+        if math.isnan(limit) or math.isnan(before) or math.isnan(per):
+            return _block(out, cap.name, "cannot be evaluated (inputs unavailable)")
+        after = before + out.notional * per if cap.metric in EXPOSURE else before + scale
+        cmp = ops.le if cap.op == "le" else ops.lt
+        if cmp(after, limit) == 1.0:
+            out.margins[cap.name] = limit - after
+            continue
+        if cap.mode == "clip" and cap.metric in EXPOSURE:
+            room = (limit - before) / per if per > 0 else 0.0
+            if cap.op == "lt":
+                room *= 1 - 1e-9
+            if room >= max(min_trade, 1e-12):
+                out.clips.append({"cap": cap.name, "from": out.notional, "to": room,
+                                  "limit": limit, "before": before})
+                out.notional = room
+                out.margins[cap.name] = 0.0
+                continue
+            return _block(out, cap.name, f"no room left: {before:.4g} of {limit:.4g} used")
+        return _block(out, cap.name, f"would reach {after:.4g}, limit {limit:.4g}")
+    return out
+
+
+def _block(out: CapCheck, name: str, why: str) -> CapCheck:
+    out.blocked, out.blocked_by, out.notional = f"cap `{name}`: {why}", name, 0.0
+    return out
+
+
+def cap_margins(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState,
+                now: int) -> dict[str, float]:
+    """Distance from every portfolio-wide cap to its limit now (for metrics)."""
+    out: dict[str, float] = {}
+    for cap in cp.caps:
+        if cp.graph[cap.metric_node].per_symbol or cp.graph[cap.limit].per_symbol:
+            continue
+        proj = _projection(cp, cap, acct, state, cp.symbols[0] if cp.symbols else "", now)
+        if proj is not None:
+            out[cap.name] = values.get(cap.limit) - proj[0]
+    return out
