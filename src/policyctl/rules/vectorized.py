@@ -107,7 +107,7 @@ def evaluate(
             elif target is not None and tix is None:  # a named theme
                 r = state_value(node_state_key(n), False, None)
             else:
-                r = state_value(name, tix is None, tix)
+                r = state_value(name, n.per_symbol, tix)
         elif op == "window":
             r = state_value(node_state_key(n), False, None)
         elif op in ("ind", "shift", "cross"):

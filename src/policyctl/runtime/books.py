@@ -34,8 +34,11 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
         pos.qty = new_qty
         pos.cost += f.qty * f.price + f.fee
         if order is not None:
-            pos.stop = order.stop if order.stop is not None else pos.stop
-            pos.take = order.take if order.take is not None else pos.take
+            # distances were fixed at the decision; they are measured from the entry fill
+            if order.stop is not None:
+                pos.stop = pos.entry - (order.ref_price - order.stop)
+            if order.take is not None:
+                pos.take = pos.entry + (order.take - order.ref_price)
             pos.strategy = order.strategy or pos.strategy
             pos.rule = order.rule
     else:
@@ -51,7 +54,7 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
                 del state.positions[f.symbol]
                 events.append(Event("position_closed", f"{f.symbol} closed, realized {pnl:+.2f}",
                                     {"symbol": f.symbol, "pnl": pnl,
-                                     "kind": order.kind if order else "external"}))
+                                     "kind": order.kind if order else (f.kind or "external")}))
     if order is not None:
         order.filled += f.qty
         if order.filled >= order.qty * (1 - 1e-9):
@@ -63,6 +66,9 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
             _cool(state, f.symbol, f.ts, cooldowns.get("after_fill"))
     else:
         state.trade_times.append(f.ts)
+        if f.kind == "stop_loss":
+            state.stopout_times.append(f.ts)
+            _cool(state, f.symbol, f.ts, cooldowns.get("after_stopout"))
     return events
 
 

@@ -282,7 +282,7 @@ class Engine:
                     continue
                 qty = caps.notional / px
                 if self._order(t, s, Side.BUY, qty, px, "entry", trig.name, sized.stop, sized.take,
-                               trig.strategy):
+                               trig.strategy, spend=caps.notional * (1 + self.fee)):
                     t.account.pending_buys[s] = t.account.pending_buys.get(s, 0.0) + caps.notional
                     if trig.strategy:
                         t.account.strategy_exposure[trig.strategy] = (
@@ -326,7 +326,8 @@ class Engine:
         t.d.trace.append({"stage": "denied", **entry})
 
     def _order(self, t: _Tick, s: str, side: Side, qty: float, px: float, kind: str, rule: str,
-               stop: float | None, take: float | None, strategy: str | None) -> bool:
+               stop: float | None, take: float | None, strategy: str | None,
+               spend: float | None = None) -> bool:
         bar_ts = t.state.last_bar_ts.get(s, t.snap.now)
         cid = client_id(self.cp.hash, rule, s, side, bar_ts, kind)
         draft = Draft(cid, s, side, qty, None, px, side is Side.SELL, kind, rule)
@@ -344,8 +345,10 @@ class Engine:
             assert v.denial is not None
             self._deny(t, f"guard:{v.denial.check}", rule, s, v.denial.code, v.denial.message)
             return False
+        if spend is not None and v.draft.qty != qty:  # the guard clipped or rounded it
+            spend *= v.draft.qty / qty
         o = OrderRequest(cid, s, side, v.qty_text, v.price_text, kind, rule, side is Side.SELL, px,
-                         stop, take, strategy)
+                         stop, take, strategy, spend)
         t.d.orders.append(o)
         t.state.remember(t.state.sent_ids, cid)
         t.state.order_times.append(t.snap.now)

@@ -104,6 +104,7 @@ class Fill:
     price: float
     fee: float  # in the quote currency
     ts: int
+    kind: str = ""  # set by exchanges that fill protective orders themselves: stop_loss | take_profit
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class OrderRequest:
     stop: float | None = None  # protective prices the position will carry
     take: float | None = None
     strategy: str | None = None
+    spend: float | None = None  # buys: quote to spend, fee included (the qty follows the fill price)
 
     @property
     def notional(self) -> float:
