@@ -167,10 +167,7 @@ class SimExchange:
         if o.side is Side.BUY:
             est_qty = o.spend / open_px if o.spend is not None else float(o.qty)
             px = open_px * (1 + self._slip(o, t, est_qty))
-            if o.spend is not None:
-                qty = o.spend / (px * (1 + fee_rate))
-            else:
-                qty = float(o.qty)
+            qty = o.spend / (px * (1 + fee_rate)) if o.spend is not None else float(o.qty)
             qty = _floor(qty, self.markets.get(o.symbol))
             cost = qty * px * (1 + fee_rate)
             if qty <= 0 or cost > self.cash * (1 + 1e-12):
@@ -234,7 +231,8 @@ class SimExchange:
             px *= 1 - slip
         del self.protect[s]
         self._n += 1
-        return [self._book(f"sim-{kind}-{self._n}", s, Side.SELL, held, px, self.model.taker_fee, ts, kind, None)]
+        cid = f"sim-{kind}-{self._n}"
+        return [self._book(cid, s, Side.SELL, held, px, self.model.taker_fee, ts, kind, None)]
 
     def _book(self, cid: str, s: str, side: Side, qty: float, px: float, fee_rate: float, ts: int,
               kind: str, o: OrderRequest | None) -> Fill:
