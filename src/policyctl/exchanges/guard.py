@@ -13,7 +13,7 @@ status, bad-tick filter, exchange minimums, order rate and duplicate ids apply t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -55,7 +55,7 @@ class GuardContext:
     last_trusted: float | None
     avg_volume: float | None
     order_times: list[int] = field(default_factory=list)
-    sent_ids: set[str] = field(default_factory=set)
+    sent_ids: Container[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,6 +230,9 @@ class Lowerer:
                      "write a number of bars (`20`) or a duration (`1h`)")
             return None
         v = n.value
+        if not math.isfinite(v):  # e.g. `1h / 0`, or a param of `.inf`
+            self.err("T008", f"the window of {_a(fname)} is not a finite number", e.span)
+            return None
         if n.type.kind is Kind.DURATION:
             tf = self.env.timeframe_seconds
             bars = v / tf

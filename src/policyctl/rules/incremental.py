@@ -264,6 +264,7 @@ class IncrementalEvaluator:
                 adv.add(i)
                 stack.extend(a for a in g[i].args if not g[a].is_const)
         advance = [i for i in self.nodes if i in adv]
+        self.advance_nodes = advance
         rest = [i for i in self.nodes if i not in adv and not g[i].is_const]
         needed: set[int] = {o.node for o in g.outputs}
         for i in rest:

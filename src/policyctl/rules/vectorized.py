@@ -66,15 +66,22 @@ def evaluate(
     state: Mapping[str, Any] | None = None,
     nodes: Sequence[int] | None = None,
     bars: int | None = None,
+    given: Mapping[int, Array] | None = None,
 ) -> list[Array | None]:
-    """Evaluate ``nodes`` (default: every node an output needs) over all bars."""
+    """Evaluate ``nodes`` (default: every node an output needs) over all bars.
+
+    ``given`` supplies values of some nodes already computed (market nodes computed once over
+    the whole series, sliced to a segment): they are used as they are, not recomputed."""
     state = state or {}
     n_sym = len(symbols)
     index = {s: i for i, s in enumerate(symbols)}
     if bars is None:
         bars = next(iter(market.values())).shape[-1] if market else 1
     T = bars
-    nodes = list(nodes) if nodes is not None else graph.reachable()
+    if nodes is None:
+        nodes = graph.reachable()
+    else:  # constant arguments are cheap and always needed
+        nodes = sorted({*nodes, *(a for i in nodes for a in graph[i].args if graph[a].is_const)})
     out: list[Array | None] = [None] * len(graph)
     nan_row = np.full(T, NAN)
 
@@ -91,6 +98,9 @@ def evaluate(
 
     for i in nodes:
         n = graph[i]
+        if given is not None and i in given:
+            out[i] = given[i]
+            continue
         a = [cast(Array, out[j]) for j in n.args]  # arguments come first in id order
         op = n.op
         r: Array

@@ -41,7 +41,7 @@ class Account:
 
     @property
     def exposure_total(self) -> float:
-        return self.exposure_of(tuple({*self.position_value, *self.pending_buys}))
+        return self.exposure_of(tuple(sorted({*self.position_value, *self.pending_buys})))
 
 
 def _share(x: float, equity: float) -> float:

@@ -18,7 +18,7 @@ DUST = 1e-12
 def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, float]) -> list[Event]:
     if f.id in state.fills_seen:
         return []
-    state.remember(state.fills_seen, f.id)
+    state.remember(state.fills_seen, f.id, f.ts)
     events = [Event("fill", f"{f.side.value} {f.qty:.8g} {f.symbol} at {f.price:.8g}",
                     {"fill": f.id, "client_id": f.client_id, "symbol": f.symbol, "side": f.side.value,
                      "qty": f.qty, "price": f.price, "fee": f.fee})]

@@ -109,7 +109,8 @@ class Engine:
 
     # ---- the tick ------------------------------------------------------------------------
     def tick(self, snap: Snapshot, state: EngineState) -> Decision:
-        state = state.clone()
+        """Decide on one snapshot. ``state`` is updated in place and returned in the decision
+        (clone it first to keep the state before the tick)."""
         state.now = snap.now
         d = Decision(snap.now, state=state)
         bars = self._check_bars(snap, state, d)
@@ -176,7 +177,8 @@ class Engine:
                                       "confirmation is not trusted", {"symbol": s, "problem": "bad_tick"}))
         if trusted:
             state.last_price[s] = b.close
-        state.avg_volume[s] = b.volume if avg is None else avg + (b.volume - avg) / 20.0
+        # an EMA of volume, written as the simulator's vectorized form computes it (bit for bit)
+        state.avg_volume[s] = b.volume if avg is None else 0.95 * avg + 0.05 * b.volume
 
     def _check_books(self, snap: Snapshot, state: EngineState, d: Decision) -> bool:
         problems = []
@@ -336,7 +338,7 @@ class Engine:
             kill_switch=t.snap.kill_switch, settings=self.cp.settings, flags=self.cp.flags, fee=self.fee,
             market=t.snap.markets.get(s), quote=t.snap.quotes.get(s), bar=t.bars.get(s),
             last_trusted=t.state.last_price.get(s), avg_volume=t.state.avg_volume.get(s),
-            order_times=t.state.order_times, sent_ids=set(t.state.sent_ids),
+            order_times=t.state.order_times, sent_ids=t.state.sent_ids,
         )
         v = self.guard.check(draft, gctx)
         t.d.trace.append({"stage": "guard", "rule": rule, "symbol": s, "ok": v.ok, "notes": list(v.notes),
@@ -350,7 +352,7 @@ class Engine:
         o = OrderRequest(cid, s, side, v.qty_text, v.price_text, kind, rule, side is Side.SELL, px,
                          stop, take, strategy, spend)
         t.d.orders.append(o)
-        t.state.remember(t.state.sent_ids, cid)
+        t.state.remember(t.state.sent_ids, cid, t.snap.now)
         t.state.order_times.append(t.snap.now)
         t.state.pending[cid] = PendingOrder(cid, s, side.value, float(v.qty_text), px, kind, rule,
                                             t.snap.now, stop, take, strategy)

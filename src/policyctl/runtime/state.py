@@ -70,8 +70,8 @@ class EngineState:
     peak_equity: float = 0.0
     equity_marks: list[tuple[int, float]] = field(default_factory=list)  # (ms, equity)
     realized: list[tuple[int, float]] = field(default_factory=list)  # (ms, realized pnl)
-    fills_seen: list[str] = field(default_factory=list)  # recent fill ids, oldest first
-    sent_ids: list[str] = field(default_factory=list)  # recent client ids, oldest first
+    fills_seen: dict[str, int] = field(default_factory=dict)  # recent fill id -> time, oldest first
+    sent_ids: dict[str, int] = field(default_factory=dict)  # recent client id -> time, oldest first
     trade_times: list[int] = field(default_factory=list)  # one per filled order
     stopout_times: list[int] = field(default_factory=list)
     order_times: list[int] = field(default_factory=list)  # one per order sent
@@ -89,6 +89,7 @@ class EngineState:
         return cls(cash=cash, peak_equity=cash, now=now)
 
     def clone(self) -> EngineState:
+        """A deep copy: ``Engine.tick`` updates the state it is given, so keep a clone to compare."""
         return copy.deepcopy(self)
 
     # -- (de)serialization --
@@ -109,10 +110,11 @@ class EngineState:
         return cls(**d)
 
     # -- small helpers --
-    def remember(self, ids: list[str], value: str) -> None:
-        ids.append(value)
-        if len(ids) > self.MAX_IDS:
-            del ids[: len(ids) - self.MAX_IDS]
+    def remember(self, ids: dict[str, int], value: str, ts: int) -> None:
+        """Record an id in a bounded, insertion-ordered memory (O(1) to add and to test)."""
+        ids[value] = ts
+        while len(ids) > self.MAX_IDS:
+            del ids[next(iter(ids))]
 
     def prune(self, horizon_ms: int) -> None:
         """Forget what is older than every window the policy looks at."""

@@ -22,6 +22,7 @@ from policyctl.runtime.model import Bar, Fill, MarketRules, Quote, Snapshot, Tra
 from policyctl.runtime.state import EngineState
 from policyctl.simulator.data import MarketData
 from policyctl.simulator.exchange import FillModel, SimExchange
+from policyctl.simulator.quiet import Precomputed, QuietScanner
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -65,63 +66,120 @@ def _bars_at(data: MarketData, symbols: tuple[str, ...], arrays: dict[str, tuple
 
 
 def simulate(cp: CompiledPolicy, data: MarketData, cfg: SimConfig,
-             progress: Callable[[int], None] | None = None) -> SimResult:
+             progress: Callable[[int], None] | None = None, fast: bool = True) -> SimResult:
+    """Run the policy over the data. ``fast`` skips provably quiet bars (``simulator.quiet``);
+    ``fast=False`` ticks the engine on every bar. Both give the same result."""
     missing = [s for s in cp.symbols if s not in data.series]
     if missing:
         raise ValueError(f"the data has no candles for {', '.join(missing)}")
-    fee = cp.settings.get("fees.taker", cfg.fill.taker_fee)
-    maker = cp.settings.get("fees.maker", cfg.fill.maker_fee)
-    model = FillModel(**{**cfg.fill.describe(), "taker_fee": fee, "maker_fee": maker})  # type: ignore[arg-type]
-    ex = SimExchange(data, model, cfg.cash, cfg.seed, dict(cfg.markets))
-    engine = Engine(cp, mode="paper")
-    state = EngineState.initial(cfg.cash, int(data.timestamps[0]) if len(data.timestamps) else 0)
-    symbols = cp.symbols
-    arrays = {s: tuple(np.asarray(getattr(data.series[s], f), dtype=np.float64) for f in FIELDS)
-              for s in symbols}
-    tf = data.timeframe_ms
+    runner = _Runner(cp, data, cfg, fast)
     n = len(data.timestamps)
-    equity = np.full(n, np.nan)
-    codes = np.zeros(n, dtype=np.int8)
-    denials: Counter[str] = Counter()
-    events: Counter[str] = Counter()
-    trips: list[dict[str, Any]] = []
-    explained = None
-    decisions = 0
-    for t in range(n):
+    t = 0
+    chunk = 32
+    next_progress = 0
+    while t < n:
+        if progress is not None and t >= next_progress:
+            progress(t)
+            next_progress = t + 8192
+        if runner.scanner is None or runner.busy() or t == 0:
+            runner.step(t)
+            t += 1
+            continue
+        b = min(n, t + chunk)
+        e = runner.skip(t, b)
+        if e >= b:
+            chunk = min(chunk * 2, 1 << 16)
+        else:
+            chunk = 32
+            runner.step(e)
+            e += 1
+        t = e
+    if progress is not None:
+        progress(n)
+    return runner.result()
+
+
+class _Runner:
+    def __init__(self, cp: CompiledPolicy, data: MarketData, cfg: SimConfig, fast: bool):
+        self.cp, self.data, self.cfg = cp, data, cfg
+        fee = cp.settings.get("fees.taker", cfg.fill.taker_fee)
+        maker = cp.settings.get("fees.maker", cfg.fill.maker_fee)
+        model = FillModel(**{**cfg.fill.describe(), "taker_fee": fee, "maker_fee": maker})  # type: ignore[arg-type]
+        self.ex = SimExchange(data, model, cfg.cash, cfg.seed, dict(cfg.markets))
+        self.pre = Precomputed(cp, data) if fast else None
+        self.scanner = QuietScanner(cp, data, self.pre) if self.pre is not None else None
+        self.engine = Engine(cp, mode="paper", source=self.pre)
+        self.state = EngineState.initial(cfg.cash, int(data.timestamps[0]) if len(data.timestamps) else 0)
+        self.symbols = cp.symbols
+        self.arrays = {s: tuple(np.asarray(getattr(data.series[s], f), dtype=np.float64) for f in FIELDS)
+                       for s in self.symbols}
+        self.spreads = {s: self._spread_array(s) for s in self.symbols}
+        n = len(data.timestamps)
+        self.equity = np.full(n, np.nan)
+        self.codes = np.zeros(n, dtype=np.int8)
+        self.denials: Counter[str] = Counter()
+        self.events: Counter[str] = Counter()
+        self.trips: list[dict[str, Any]] = []
+        self.explained: Decision | None = None
+        self.decisions = 0
+
+    def _spread_array(self, s: str) -> np.ndarray:
+        n = len(self.data.timestamps)
+        return np.array([self.ex.spread_at(s, t) for t in range(n)]) if self.data.spreads and \
+            self.cfg.fill.spread is None else np.full(n, self.ex.spread_at(s, 0))
+
+    def busy(self) -> bool:
+        return bool(self.ex.queued or self.ex.resting)
+
+    def skip(self, a: int, b: int) -> int:
+        """Find the first eventful bar in [a, b); book the quiet bars before it."""
+        assert self.scanner is not None
+        e, eq = self.scanner.first_event(a, b, self.state, self.equity, self.spreads, self.ex.protect,
+                                         self.ex.model.stops == "intrabar")
+        self.scanner.bookkeep(a, e, self.state, eq)
+        self.equity[a:e] = eq[: e - a]
+        self.codes[a:e] = self.state.trading_state.rank
+        return e
+
+    def step(self, t: int) -> None:
+        """One bar, in full: fills, the snapshot at the close, the engine's tick, the orders."""
+        data, ex, tf = self.data, self.ex, self.data.timeframe_ms
         ts = int(data.timestamps[t])
         fills = ex.on_open(t, ts) + ex.during(t, ts + tf - 1)
         now = ts + tf
-        bars = _bars_at(data, symbols, arrays, t, ts)
+        bars = _bars_at(data, self.symbols, self.arrays, t, ts)
         quotes = {}
         for s, b in bars.items():
-            half = ex.spread_at(s, t) / 2
+            half = float(self.spreads[s][t]) / 2
             quotes[s] = Quote(b.close * (1 - half), b.close * (1 + half), b.close, now)
-        balances = {s.split("/")[0]: ex.holdings.get(s, 0.0) for s in symbols}
+        balances = {s.split("/")[0]: ex.holdings.get(s, 0.0) for s in self.symbols}
         snap = Snapshot(now=now, bars=bars, quotes=quotes, cash=ex.cash, balances=balances,
                         open_orders=ex.open_orders(t, now), fills=tuple(fills), markets=ex.markets)
-        engine.explain = cfg.explain_at == t
-        d = engine.tick(snap, state)
-        state = d.state
-        decisions += 1
-        if engine.explain:
-            explained = d
+        if self.pre is not None:
+            self.pre.t = t
+            assert self.scanner is not None
+            self.scanner.inject_marks(self.state, t, self.equity)
+        self.engine.explain = self.cfg.explain_at == t
+        d = self.engine.tick(snap, self.state)
+        self.decisions += 1
+        if self.engine.explain:
+            self.explained = d
         ex.cancel(d.cancels)
         ex.submit(d.orders, t)
-        equity[t] = ex.cash + sum(ex.holdings.get(s, 0.0) * arrays[s][3][t] for s in symbols
-                                  if ex.holdings.get(s, 0.0) and math.isfinite(arrays[s][3][t])) + sum(
-            ex.holdings.get(s, 0.0) * state.last_price.get(s, 0.0) for s in symbols
-            if ex.holdings.get(s, 0.0) and not math.isfinite(arrays[s][3][t]))
-        codes[t] = d.trading_state.rank
+        self.equity[t] = d.equity
+        self.codes[t] = d.trading_state.rank
         for x in d.denials:
-            denials[x["code"]] += 1
-        for e in d.events:
-            events[e.kind] += 1
-            if e.kind == "breaker_trip":
-                trips.append({"bar": t, "ts": now, **e.data})
-        if progress is not None and t % 4096 == 0:
-            progress(t)
-    return SimResult(cp, data, cfg, equity, codes, ex.fills, denials, trips, events, ex.fees_paid,
-                     ex.slippage_paid, ex.rejected, explained, decisions)
+            self.denials[x["code"]] += 1
+        for ev in d.events:
+            self.events[ev.kind] += 1
+            if ev.kind == "breaker_trip":
+                self.trips.append({"bar": t, "ts": now, **ev.data})
+
+    def result(self) -> SimResult:
+        ex = self.ex
+        return SimResult(self.cp, self.data, self.cfg, self.equity, self.codes, ex.fills, self.denials,
+                         self.trips, self.events, ex.fees_paid, ex.slippage_paid, ex.rejected,
+                         self.explained, self.decisions)
 
 
 STATE_NAMES = {s.rank: s.value for s in TradingState}

@@ -1,0 +1,32 @@
+"""The fast path (skipping provably quiet bars) must decide exactly as the plain loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policyctl.rules.compiler import load_and_compile
+from policyctl.simulator.run import SimConfig, simulate
+from policyctl.simulator.synthetic import synthetic_market
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICIES = sorted(p.name for p in (ROOT / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("seed", [3, 42])
+def test_fast_path_equals_plain_loop(policy: str, seed: int) -> None:
+    cp = load_and_compile(ROOT / "policies" / policy)
+    md = synthetic_market(seed, bars=2500, timeframe=cp.policy.market.timeframe, symbols=cp.symbols)
+    cfg = SimConfig(seed=seed)
+    slow = simulate(cp, md, cfg, fast=False)
+    fast = simulate(cp, md, cfg, fast=True)
+    key = lambda f: (f.symbol, f.side.value, f.qty, f.price, f.ts, f.kind)  # noqa: E731
+    assert [key(f) for f in fast.fills] == [key(f) for f in slow.fills]
+    np.testing.assert_array_equal(fast.equity, slow.equity)
+    np.testing.assert_array_equal(fast.state_codes, slow.state_codes)
+    assert fast.denials == slow.denials
+    assert fast.breaker_trips == slow.breaker_trips
+    assert fast.decisions <= slow.decisions
