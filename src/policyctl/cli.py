@@ -106,6 +106,46 @@ def graph(policy: Path, fmt: str, params: tuple[str, ...]) -> None:
     click.echo(render(cp.graph))
 
 
+@main.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human",
+              show_default=True, help="Output format.")
+@click.option("--coverage", "coverage_detail", is_flag=True,
+              help="List every trigger, cap and breaker with the cases that exercised it.")
+@click.option("--run", "select", metavar="REGEX", default=None,
+              help="Run only the cases whose `FILE::CASE` id matches the regex.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the tested tick of passing cases too.")
+def test_cmd(paths: tuple[Path, ...], fmt: str, coverage_detail: bool, select: str | None,
+             verbose: bool) -> None:
+    """Run policy unit tests (NAME.test.yaml files beside the policies).
+
+    Exit 0 when every case passes, 1 when a case fails or a test file is invalid, 2 when
+    the tool fails (no test files found, an internal error).
+    """
+    import re
+
+    from policyctl.testing import render_human, render_json, run_paths
+
+    if select is not None:
+        try:
+            re.compile(select)
+        except re.error as e:
+            raise click.BadParameter(f"not a regular expression: {e}", param_hint="--run") from None
+    try:
+        result = run_paths(list(paths), select)
+    except Exception as e:  # the tool failed: not the tests' fault
+        _fail(f"internal error while testing: {type(e).__name__}: {e}")
+    if not result.files:
+        _fail("no test files (*.test.yaml) found under " + ", ".join(str(p) for p in paths))
+    if fmt == "json":
+        click.echo(render_json(result))
+    else:
+        click.echo(render_human(result, coverage_detail, verbose, color=sys.stdout.isatty()))
+    if result.crashed:
+        sys.exit(EXIT_TOOL)
+    sys.exit(EXIT_OK if result.ok else EXIT_POLICY)
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of policy files (for editors and yaml-language-server)."""
@@ -126,6 +166,50 @@ def docs(what: str, examples: Path | None) -> None:
         click.echo(reference.language_md(), nl=False)
     else:
         click.echo(reference.diagnostics_md(examples), nl=False)
+
+
+def _data_error(e: Exception) -> NoReturn:
+    click.echo(f"policyctl: data error: {e}", err=True)
+    sys.exit(EXIT_POLICY)
+
+
+def _compile(policy: Path, params: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from policyctl.diagnostics import Diagnostics, PolicyError
+    from policyctl.rules.compiler import load_and_compile
+
+    diags = Diagnostics()
+    try:
+        return load_and_compile(policy, _params(params), diags)
+    except PolicyError:
+        _emit(diags, "human", [])
+        sys.exit(EXIT_POLICY)
+
+
+@main.command()
+@click.argument("policy", type=click.Path(path_type=Path))
+@click.option("--at", "at", required=True, metavar="TIME",
+              help="The bar to explain: 2024-01-31T12:00Z or epoch ms (the bar open at that time).")
+@click.option("--data", "data", multiple=True, metavar="FILE_OR_DIR",
+              help="Candle files (default: the embedded synthetic market).")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the synthetic market and fills.")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@param_option
+def explain(policy: Path, at: str, data: tuple[str, ...], seed: int, fmt: str, params: tuple[str, ...]) -> None:
+    """Explain the decision on one bar: what fired, how it was sized, what clipped or blocked it."""
+    from policyctl import explain as ex
+    from policyctl.simulator.data import DataError
+    from policyctl.simulator.feed import market_for, parse_time
+    from policyctl.simulator.run import SimConfig
+
+    cp = _compile(policy, params)
+    try:
+        md, _ = market_for(cp, list(data) or None, seed)
+        decision, t = ex.explain(cp, md, parse_time(at), SimConfig(seed=seed))
+    except DataError as e:
+        _data_error(e)
+    bar_open = int(md.timestamps[t])
+    render = ex.render_human if fmt == "human" else ex.to_json
+    click.echo(render(cp, decision, t, bar_open), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

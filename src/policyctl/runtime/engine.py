@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from policyctl.exchanges.guard import Draft, Guard, GuardContext
 from policyctl.rules.compiler import CompiledPolicy, TriggerInfo
 from policyctl.rules.incremental import IncrementalEvaluator, Values
+from policyctl.rules.types import Kind
 from policyctl.runtime import account as acc
 from policyctl.runtime.books import apply_fill, forget_vanished
 from policyctl.runtime.breakers import evaluate_breakers
@@ -305,10 +306,10 @@ class Engine:
             t.d.trace.append(entry)
         return v == 1.0
 
-    def _inputs(self, values: Values, root: int, i: int) -> dict[str, float | None]:
+    def _inputs(self, values: Values, root: int, i: int) -> dict[str, float | bool | None]:
         """The leaf values a rule read: fields, indicators, windows (for explanations)."""
         g = self.cp.graph
-        out: dict[str, float | None] = {}
+        out: dict[str, float | bool | None] = {}
         stack, seen = [root], set()
         while stack:
             n = g[stack.pop()]
@@ -317,7 +318,8 @@ class Engine:
             seen.add(n.id)
             if n.op in ("field", "window", "ind", "cross", "shift"):
                 v = values.get(n.id, i) if n.per_symbol else values.get(n.id)
-                out[_describe(g, n.id)] = None if math.isnan(v) else v
+                out[_describe(g, n.id)] = None if math.isnan(v) else (
+                    v == 1.0 if n.type.kind is Kind.BOOL else v)
             if n.op not in ("ind", "cross", "shift"):
                 stack.extend(n.args)
         return dict(sorted(out.items()))

@@ -192,8 +192,8 @@ class QuietScanner:
         st, eq = self.state_arrays(a, b, state, eq_hist, spreads)
         given = {i: _slice(self.pre.values[i], a, b) for i in self.pre.market_nodes}
         vals = vectorized.evaluate(g, self.syms, {f: x[:, a:b] for f, x in self.pre.market.items()}, st,
-                                   bars=n, given=given)
-        event = ~self.all_bars[a:b]
+                                   nodes=self.state_nodes, bars=n, given=given)
+        event: np.ndarray = np.logical_not(self.all_bars[a:b])
         for trig in self.buy_triggers:
             event |= self._fires(vals[trig.when], trig.symbols)
         held = tuple(s for s, p in state.positions.items() if p.qty > 0)

@@ -81,11 +81,13 @@ def simulate(cp: CompiledPolicy, data: MarketData, cfg: SimConfig,
         if progress is not None and t >= next_progress:
             progress(t)
             next_progress = t + 8192
-        if runner.scanner is None or runner.busy() or t == 0:
+        if runner.scanner is None or runner.busy() or t == 0 or t == cfg.explain_at:
             runner.step(t)
             t += 1
             continue
         b = min(n, t + chunk)
+        if cfg.explain_at is not None and t < cfg.explain_at < b:
+            b = cfg.explain_at  # the bar to explain is always ticked in full
         e = runner.skip(t, b)
         if e >= b:
             chunk = min(chunk * 2, 1 << 16)
