@@ -212,5 +212,77 @@ def explain(policy: Path, at: str, data: tuple[str, ...], seed: int, fmt: str, p
     click.echo(render(cp, decision, t, bar_open), nl=False)
 
 
+@main.command()
+@click.argument("policy", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Seed of the synthetic market and of every random choice of the fill model.")
+@click.option("--data", "data", multiple=True, metavar="FILE_OR_DIR",
+              help="Candle files or folders (default: the embedded synthetic market).")
+@click.option("--bars", type=int, default=None, help="Length of the synthetic market (default 20000).")
+@click.option("--from", "start", metavar="TIME", help="First bar to simulate (2024-01-31 or epoch ms).")
+@click.option("--to", "end", metavar="TIME", help="Simulate bars opening before this time.")
+@click.option("--cash", type=float, default=10_000.0, show_default=True, help="Starting cash (quote currency).")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Folder for report.json and report.html (default: out/POLICY-seedN).")
+@click.option("--ideal", is_flag=True, help="Fees only: no spread, no slippage (for reference checks).")
+@param_option
+def simulate(policy: Path, seed: int, data: tuple[str, ...], bars: int | None, start: str | None,
+             end: str | None, cash: float, out: Path | None, ideal: bool, params: tuple[str, ...]) -> None:
+    """Simulate a policy on the embedded synthetic market or on candle files; write a report."""
+    from policyctl.simulator.data import DataError
+    from policyctl.simulator.exchange import FillModel
+    from policyctl.simulator.feed import market_for
+    from policyctl.simulator.html import render_html
+    from policyctl.simulator.report import build_report, dumps_report
+    from policyctl.simulator.run import SimConfig
+    from policyctl.simulator.run import simulate as run
+
+    cp = _compile(policy, params)
+    try:
+        md, notes = market_for(cp, list(data) or None, seed, bars, start, end)
+    except DataError as e:
+        _data_error(e)
+    fill = FillModel.ideal(cp.settings.get("fees.taker", 0.001)) if ideal else FillModel()
+    cfg = SimConfig(seed=seed, cash=cash, fill=fill)
+    n = len(md.timestamps)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="bar", unit_scale=True, leave=False, desc=cp.policy.name)
+
+    def progress(t: int) -> None:
+        if bar is not None:
+            bar.update(t - bar.n)
+
+    try:
+        result = run(cp, md, cfg, progress=progress)
+    except ValueError as e:
+        _data_error(e)
+    finally:
+        if bar is not None:
+            bar.close()
+    meta: dict[str, object] = {"params": _params(params), "notes": notes,
+                               "command": {"seed": seed, "data": list(data), "bars": bars, "from": start,
+                                           "to": end, "cash": cash, "ideal": ideal}}
+    report = build_report(result, meta)
+    folder = out if out is not None else Path("out") / f"{cp.policy.name}-seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(dumps_report(report), encoding="utf-8")
+    (folder / "report.html").write_text(render_html(report), encoding="utf-8")
+    summary = report["summary"]
+    assert isinstance(summary, dict)
+    click.echo(f"{cp.policy.name}: {n} bars, {summary.get('trades')} trades, return "
+               f"{_pct(summary.get('total_return'))}, max drawdown {_pct(summary.get('max_drawdown'))}, "
+               f"final equity {summary.get('final_equity')}")
+    for note in notes:
+        click.echo(f"  {note}")
+    click.echo(f"report: {folder / 'report.json'}  {folder / 'report.html'}")
+
+
+def _pct(v: object) -> str:
+    return f"{v * 100:.2f}%" if isinstance(v, int | float) else "n/a"
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
