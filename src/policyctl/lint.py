@@ -32,7 +32,11 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
     rules: list[Path] = []
     explicit_other: list[Path] = []
     for p in paths:
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # e.g. a name too long: the loader reports it as unreadable
+            is_dir = False
+        if is_dir:
             for f in sorted(p.rglob("*")):
                 if f.is_file() and f.suffix in POLICY_SUFFIXES and not is_test_file(f):
                     (rules if f.suffix == ".rules" else yamls).append(f)

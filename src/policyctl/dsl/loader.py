@@ -208,8 +208,11 @@ class Loader:
         if tf is not None:
             m.timeframe = str(tf.value)
             seconds = duration_seconds(m.timeframe)
-            if seconds is not None:
+            if seconds is not None and seconds > 0:
                 m.timeframe_seconds = seconds
+            elif seconds == 0:  # the schema's pattern lets `0m` through
+                self.diags.error("S004", "`market.timeframe` must be longer than zero", tf.span,
+                                 "a timeframe is a number followed by s, m, h, d or w, e.g. `5m`")
         quote = _scalar(node.get("quote"))
         if quote is not None:
             m.quote = str(quote.value)
@@ -239,7 +242,13 @@ class Loader:
         if isinstance(node.value, bool):
             return ast.BoolLit(node.span, node.value) if start == "expr" else None
         if isinstance(node.value, int | float) and start == "expr":
-            return ast.Literal(node.span, float(node.value), ast.Unit.NUMBER, None, node.text)
+            try:
+                value = float(node.value)
+            except OverflowError:  # a YAML integer with hundreds of digits
+                self.diags.error("P005", f"number `{node.text[:40]}` is out of range", node.span,
+                                 "numbers must be finite")
+                return None
+            return ast.Literal(node.span, value, ast.Unit.NUMBER, None, node.text)
         before = len(self.diags.items)
         result = parse(node.text, start, ScalarSource(node), self.diags)
         if result is None and node.style == "plain" and self._ends_at_comma(node):
@@ -333,7 +342,12 @@ class Loader:
             self.diags.error("I003", f"cannot include `{at.value}`: only `.rules` and YAML files",
                              at.span)
             return
-        if not path.exists():
+        try:
+            exists = path.exists()
+        except OSError as e:  # e.g. a name too long for the file system
+            self.diags.error("I003", f"cannot include `{at.value}`: {e.strerror or e}", at.span)
+            return
+        if not exists:
             self.diags.error("I001", f"included file `{at.value}` not found", at.span,
                              f"paths are relative to the including file's folder "
                              f"({Path(at.span.file).parent})")

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from policyctl.diagnostics import Diagnostics, Span
 from policyctl.dsl import ast
+from policyctl.dsl.parser import MAX_DEPTH
 from policyctl.rules import catalogue as cat
 from policyctl.rules.graph import Graph, fmt_duration
 from policyctl.rules.ops import BINARY_OPS, COMPARISONS
@@ -117,6 +118,11 @@ class Lowerer:
                      "params hold values like `20`, `3%` or `1000 USDT`; put market and account "
                      "values in rules")
             self.param_nodes[name] = None
+            return None
+        nesting = p.value.depth + sum(self.env.params[q].value.depth for q in self._param_stack)
+        if nesting > MAX_DEPTH:  # each level recurses: bound params of params like expressions
+            self.err("P004", f"param {_a(name)} is nested too deeply (more than {MAX_DEPTH} "
+                     "levels through params)", span, "define it with fewer intermediate params")
             return None
         self._param_stack.append(name)
         node = self.expr(p.value, Ctx("param", name, per_symbol=False))

@@ -107,6 +107,7 @@ class Graph:
         self.nodes: list[GNode] = []
         self._index: dict[tuple[str, tuple[int, ...], Attr], int] = {}
         self.outputs: list[Output] = []
+        self._reachable: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -190,6 +191,7 @@ class Graph:
 
     def output(self, kind: str, rule: str, role: str, node: int) -> None:
         self.outputs.append(Output(kind, rule, role, node))
+        self._reachable = None
         self._mark_rule(node, f"{kind}:{rule}")
 
     def _mark_rule(self, root: int, rule_id: str) -> None:
@@ -203,6 +205,8 @@ class Graph:
 
     def reachable(self) -> list[int]:
         """Ids of nodes some output needs, in topological (id) order."""
+        if self._reachable is not None:
+            return self._reachable
         seen: set[int] = set()
         stack = [o.node for o in self.outputs]
         while stack:
@@ -211,7 +215,8 @@ class Graph:
                 continue
             seen.add(i)
             stack.extend(self.nodes[i].args)
-        return sorted(seen)
+        self._reachable = sorted(seen)
+        return self._reachable
 
     def output_node(self, kind: str, rule: str, role: str) -> GNode | None:
         for o in self.outputs:

@@ -96,10 +96,12 @@ def evaluate(
             return np.broadcast_to(arr if arr.ndim else np.full(T, float(arr)), (n_sym, T))
         return arr if arr.ndim else np.full(T, float(arr))
 
+    if given is not None:
+        for i, arr in given.items():
+            out[i] = arr
     for i in nodes:
         n = graph[i]
         if given is not None and i in given:
-            out[i] = given[i]
             continue
         a = [cast(Array, out[j]) for j in n.args]  # arguments come first in id order
         op = n.op

@@ -85,7 +85,7 @@ class QuietScanner:
         self.pnl_windows = sorted({w for f, w in self.windows if f in ("pnl", "pnl_amount")})
         m = self.pre.market
         finite = np.isfinite(m["open"]) & np.isfinite(m["high"]) & np.isfinite(m["low"]) & np.isfinite(m["close"])
-        self.all_bars = finite.all(axis=0)
+        self.all_bars: np.ndarray = np.asarray(finite.all(axis=0), dtype=bool)
         self.bad_tick = cp.settings.get("bad_tick")
         self.buy_triggers = [t for t in cp.triggers if t.action == "buy"]
         self.exit_triggers = [t for t in cp.triggers if t.action != "buy"]
