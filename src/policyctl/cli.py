@@ -274,14 +274,46 @@ def simulate(policy: Path, seed: int, data: tuple[str, ...], bars: int | None, s
     assert isinstance(summary, dict)
     click.echo(f"{cp.policy.name}: {n} bars, {summary.get('trades')} trades, return "
                f"{_pct(summary.get('total_return'))}, max drawdown {_pct(summary.get('max_drawdown'))}, "
-               f"final equity {summary.get('final_equity')}")
+               f"final equity {_money(summary.get('final_equity'))}")
     for note in notes:
         click.echo(f"  {note}")
     click.echo(f"report: {folder / 'report.json'}  {folder / 'report.html'}")
 
 
+def _money(v: object) -> str:
+    return f"{v:,.2f}" if isinstance(v, int | float) else "n/a"
+
+
 def _pct(v: object) -> str:
     return f"{v * 100:.2f}%" if isinstance(v, int | float) else "n/a"
+
+
+@main.command("compare")
+@click.argument("report", type=click.Path(path_type=Path))
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.option("--tolerance", default="0", show_default=True, metavar="TOL",
+              help="Relative tolerance of every regression key: 2% or 0.02.")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+def compare_cmd(report: Path, baseline: Path, tolerance: str, fmt: str) -> None:
+    """Regression gate: compare REPORT's regression keys with BASELINE's (exit 1 if one moved too far)."""
+    import json
+
+    from policyctl.simulator.compare import CompareError, compare, load_report, parse_tolerance
+
+    try:
+        tol = parse_tolerance(tolerance)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--tolerance") from None
+    try:
+        res = compare(load_report(report), load_report(baseline), tol)
+    except CompareError as e:
+        _fail(str(e))
+    if fmt == "json":
+        click.echo(json.dumps({"report": str(report), "baseline": str(baseline), **res.to_dict()},
+                              indent=2, sort_keys=True))
+    else:
+        click.echo(res.render_human(str(report), str(baseline)))
+    sys.exit(EXIT_OK if res.ok else EXIT_POLICY)
 
 
 if __name__ == "__main__":  # pragma: no cover

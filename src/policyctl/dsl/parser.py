@@ -338,6 +338,8 @@ def _report(exc: UnexpectedInput, source: SourceMap, text: str, diags: Diagnosti
         help = _expected_text(set(exc.expected))
         if tok.type == "COMP_OP" and "COMP_OP" not in exc.expected:
             help = "comparisons cannot be chained: combine them with `and`"
+        elif tok.type == "NAME" and start > 0 and text[start - 1].isdigit():
+            help = "durations are written `90s`, `5m`, `1h`, `1d` or `2w`; money as `1000 USDT`"
         elif tok.type in ("NAME", "NUMBER") and "RPAR" in exc.expected:
             help = "missing `,` or an operator?"
         diags.error("P001", f"unexpected `{tok}`", span, help or None)

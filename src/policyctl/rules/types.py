@@ -133,14 +133,16 @@ def comparable(a: Type, b: Type, a_is_zero: bool = False, b_is_zero: bool = Fals
     if {a.kind, b.kind} == {Kind.NUMBER, Kind.PERCENT} and (a.ratio or b.ratio):
         return
     if a.kind != b.kind:
-        help = None
         pair = {a.kind, b.kind}
+        help = f"the left side is {a} and the right side is {b}: compare like with like"
         if pair == {Kind.PERCENT, Kind.NUMBER}:
             help = "write a percentage with `%` (`8%`, not `0.08`), or compare numbers with numbers"
-        elif Kind.DURATION in pair:
+        elif pair == {Kind.DURATION, Kind.NUMBER}:
             help = "write durations with a unit: `90s`, `5m`, `1h`, `7d`"
-        elif Kind.MONEY in pair:
+        elif pair == {Kind.MONEY, Kind.NUMBER}:
             help = "write money with its currency: `1000 USDT`"
+        elif pair == {Kind.PERCENT, Kind.MONEY}:
+            help = "a share of equity is a percentage (`20%`); money compares with money (`1000 USDT`)"
         raise UnitError(f"cannot compare {a} with {b}", help)
     if a.kind is Kind.MONEY:
         _same_money(a, b)
