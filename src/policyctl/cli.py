@@ -137,6 +137,8 @@ def test_cmd(paths: tuple[Path, ...], fmt: str, coverage_detail: bool, select: s
         _fail(f"internal error while testing: {type(e).__name__}: {e}")
     if not result.files:
         _fail("no test files (*.test.yaml) found under " + ", ".join(str(p) for p in paths))
+    if select is not None and not any(f.cases for f in result.files) and not result.broken_files:
+        _fail(f"no test case matches --run {select!r}")
     if fmt == "json":
         click.echo(render_json(result))
     else:
@@ -314,6 +316,32 @@ def compare_cmd(report: Path, baseline: Path, tolerance: str, fmt: str) -> None:
     else:
         click.echo(res.render_human(str(report), str(baseline)))
     sys.exit(EXIT_OK if res.ok else EXIT_POLICY)
+
+
+@main.command()
+@click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--policy", "policy", required=True, type=click.Path(path_type=Path),
+              help="The policy to replay with: the journal's own, or a candidate.")
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@param_option
+def replay(journal: Path, policy: Path, fmt: str, params: tuple[str, ...]) -> None:
+    """Replay a journal (state database or exported .jsonl) and compare the decisions.
+
+    Exit 0 when every decision is identical, 1 when some differ (or the policy has errors),
+    2 when the journal cannot be read.
+    """
+    from policyctl.runtime.journal import Journal, JournalError
+    from policyctl.runtime.replay import render_human, render_json
+    from policyctl.runtime.replay import replay as run
+
+    cp = _compile(policy, params)
+    try:
+        with Journal.open(journal) as j:
+            res = run(cp, j)
+    except JournalError as e:
+        _fail(str(e))
+    click.echo(render_json(res) if fmt == "json" else render_human(res, str(journal)), nl=False)
+    sys.exit(EXIT_OK if res.identical else EXIT_POLICY)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -181,7 +181,8 @@ class SimExchange:
                 return []
             px = open_px * (1 - self._slip(o, t, qty))
         self.slippage_paid += abs(px - open_px) * qty
-        return [self._book(o.client_id, o.symbol, o.side, qty, px, fee_rate, ts, "", o)]
+        kind = o.kind if o.kind in ("stop_loss", "take_profit", "flatten") else ""
+        return [self._book(o.client_id, o.symbol, o.side, qty, px, fee_rate, ts, kind, o)]
 
     def _limit_fill(self, q: _Queued, t: int, ts: int) -> list[Fill]:
         o = q.order

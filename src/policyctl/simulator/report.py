@@ -114,13 +114,9 @@ def build_report(result: SimResult, meta: Mapping[str, object] | None = None) ->
             for p in m.open_positions
         ],
         "breakers": {
-            "trips": [_trip(t, tf) for t in result.breaker_trips],
+            "trips": [_trip(t) for t in result.breaker_trips],
             "periods": state_periods(np.asarray(result.state_codes), ts, tf),
-            "bars_by_state": {
-                _STATE_NAMES.get(int(k), str(k)): int(v)
-                for k, v in zip(*np.unique(np.asarray(result.state_codes, dtype=np.int64), return_counts=True),
-                                strict=True)
-            },
+            "bars_by_state": _bars_by_state(np.asarray(result.state_codes, dtype=np.int64)),
         },
         "denials": {
             "total": denials_total,
@@ -196,15 +192,18 @@ def _trade(t: Any) -> dict[str, object]:
     }
 
 
-def _trip(trip: Mapping[str, Any], tf: int) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in trip.items():
-        if k in ("ts", "until"):
-            out[k.replace("ts", "time")] = iso_ms(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-        else:
-            out[k] = v
-    out.setdefault("until", None)
+def _trip(trip: Mapping[str, Any]) -> dict[str, object]:
+    """A breaker trip with its times in ISO (``ts`` is the close of the bar that tripped it)."""
+    out: dict[str, object] = {k: v for k, v in trip.items() if k not in ("ts", "until")}
+    out["time"] = _when(trip.get("ts"))
+    out["until"] = _when(trip.get("until"))
     return out
+
+
+def _when(v: object) -> object:
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return iso_ms(int(v))
+    return v
 
 
 def state_periods(codes: np.ndarray, timestamps: np.ndarray, tf: int) -> list[dict[str, object]]:
@@ -237,6 +236,11 @@ def state_periods(codes: np.ndarray, timestamps: np.ndarray, tf: int) -> list[di
     return out
 
 
+def _bars_by_state(codes: np.ndarray) -> dict[str, int]:
+    values, counts = np.unique(codes, return_counts=True)
+    return {_STATE_NAMES.get(int(k), str(int(k))): int(v) for k, v in zip(values, counts, strict=True)}
+
+
 def _rejected(rejected: list[tuple[str, str]]) -> dict[str, object]:
     counts: dict[str, int] = {}
     for _cid, reason in rejected:
@@ -247,7 +251,8 @@ def _rejected(rejected: list[tuple[str, str]]) -> dict[str, object]:
 def _data_quality(result: SimResult, symbols: tuple[str, ...]) -> dict[str, object]:
     data = result.data
     per: dict[str, dict[str, object]] = {}
-    keys = sorted(set(data.series) | set(symbols))
+    keys = sorted(set(data.series) | set(symbols) | {g.symbol for g in data.gaps}
+                  | {b.symbol for b in data.bad_bars})
     for key in keys:
         gaps = sorted((g for g in data.gaps if g.symbol == key), key=lambda g: (g.start_ms, g.end_ms))
         bad = sorted((b for b in data.bad_bars if b.symbol == key), key=lambda b: (b.timestamp_ms, b.reason))
@@ -259,8 +264,10 @@ def _data_quality(result: SimResult, symbols: tuple[str, ...]) -> dict[str, obje
             "gap_bars": int(sum(g.bars for g in gaps)),
             "bad_bars": len(bad),
             "missing_bars": missing,
-            "gap_list": [{"start": iso_ms(g.start_ms), "end": iso_ms(g.end_ms), "bars": g.bars, "kind": g.kind}
-                         for g in gaps[:MAX_LISTED]],
+            "gap_list": [
+                {"start": iso_ms(g.start_ms), "end": iso_ms(g.end_ms), "bars": g.bars, "kind": g.kind}
+                for g in gaps[:MAX_LISTED]
+            ],
             "gaps_not_listed": max(len(gaps) - MAX_LISTED, 0),
             "bad_bar_list": [{"time": iso_ms(b.timestamp_ms), "reason": b.reason, "source": b.source}
                              for b in bad[:MAX_LISTED]],
@@ -383,7 +390,7 @@ def _emit(v: Any, indent: int, inline: bool = False) -> str:
         if not v:
             return "{}"
         keys = sorted(v)
-        if inline or all(_scalar(x) for x in v.values()) and indent > 1:
+        if inline or (indent > 1 and all(_scalar(x) for x in v.values())):
             return "{" + ", ".join(f"{json.dumps(k)}: {_emit(v[k], indent, True)}" for k in keys) + "}"
         body = ",\n".join(f"{pad}{json.dumps(k)}: {_emit(v[k], indent + 1)}" for k in keys)
         return "{\n" + body + "\n" + end + "}"
