@@ -673,7 +673,7 @@ breakers:
     assert ex.state.positions == {}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a flatten denied on its trip tick is never retried")
+
 def test_flatten_is_retried_until_flat(tmp_path: Path) -> None:
     """A flatten sell refused on the tick the breaker trips (stale quote) must be retried."""
     ex = _bought(tmp_path, """
@@ -692,8 +692,7 @@ breakers:
 # ---- known bugs: the behaviour the engine should have --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="bug: positions.open counts neither pending buys nor the other "
-                   "entries of the same tick")
+
 def test_positions_cap_counts_entries_of_the_same_tick(tmp_path: Path) -> None:
     cp = policy(tmp_path, "caps:\n  one_position: positions.open <= 1\n", symbols=(BTC, ETH, "SOL/USDT"))
     d = entry(cp)  # all three symbols fire on the same bar
@@ -701,8 +700,7 @@ def test_positions_cap_counts_entries_of_the_same_tick(tmp_path: Path) -> None:
     assert [x["code"] for x in d.denials] == ["cap:one_position"] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a theme's max_exposure is compiled (cp.theme_caps) but "
-                   "never enforced")
+
 def test_theme_max_exposure_is_enforced(tmp_path: Path) -> None:
     cp = policy(tmp_path, symbols=(BTC, ETH), themes="majors: {symbols: [BTC/USDT, ETH/USDT], "
                 "max_exposure: 5%}")
@@ -710,8 +708,7 @@ def test_theme_max_exposure_is_enforced(tmp_path: Path) -> None:
     assert sum(o.notional for o in d.orders) <= 0.05 * 10_000 * (1 + 1e-9), d.orders
 
 
-@pytest.mark.xfail(strict=True, reason="bug: round_up_min_notional lifts an order clipped by a cap "
-                   "back above the cap")
+
 def test_round_up_respects_the_caps(tmp_path: Path) -> None:
     cp = policy(tmp_path, "caps:\n  per_asset: exposure.symbol <= 1%\nguards:\n  round_up_min_notional: true\n")
     d = entry(cp, markets={BTC: MarketRules(min_notional=500.0, step_size=0.001)})
@@ -720,8 +717,7 @@ def test_round_up_respects_the_caps(tmp_path: Path) -> None:
     assert denial_codes(d) == ["below_minimum"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: round_up_min_notional runs after the max order notional "
-                   "clip and can exceed it")
+
 def test_round_up_respects_the_max_order_notional(tmp_path: Path) -> None:
     cp = policy(tmp_path, "guards:\n  max_order_notional: 300 USDT\n  round_up_min_notional: true\n")
     d = entry(cp, markets={BTC: MarketRules(min_notional=500.0)})

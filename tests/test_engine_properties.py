@@ -233,7 +233,7 @@ def test_exposure_caps_hold_after_fills(specs: list[TickSpec]) -> None:
         check_exposure(rec, {"majors": LIMITS["theme"], "alts": LIMITS["theme"]})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a theme's `max_exposure` is compiled but never enforced")
+
 @props(40, shrink=False)
 @given(runs)
 def test_theme_max_exposure_holds(specs: list[TickSpec]) -> None:
@@ -242,8 +242,7 @@ def test_theme_max_exposure_holds(specs: list[TickSpec]) -> None:
         check_exposure(rec, {"alts": LIMITS["alts_max"]})
 
 
-@pytest.mark.xfail(strict=True, reason="bug: positions.open ignores pending buys and other entries "
-                   "of the same tick")
+
 @props(40, shrink=False)
 @given(runs)
 def test_open_positions_never_exceed_the_cap(specs: list[TickSpec]) -> None:
@@ -335,8 +334,7 @@ def test_books_follow_the_exchange(specs: list[TickSpec]) -> None:
         assert not [e for e in rec.decision.events if e.data.get("problem") == "books_mismatch"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: round_up_min_notional lifts an order above the caps "
-                   "that clipped it")
+
 @props(40, shrink=False)
 @given(runs)
 def test_round_up_never_breaks_a_cap(specs: list[TickSpec]) -> None:

@@ -33,6 +33,7 @@ class Draft:
     reduce_only: bool
     kind: str
     rule: str
+    ceiling: float = math.inf  # the most notional the caps allow (rounding up may not pass it)
 
     @property
     def entry(self) -> bool:
@@ -245,6 +246,12 @@ def _max_notional(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draf
 @check("increments")
 def _increments(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draft:
     m = c.market or MarketRules()
+    rules = (m.tick_size, m.step_size, m.min_qty, m.min_notional)
+    if not all(math.isfinite(x) and x >= 0 for x in rules):
+        g.deny("increments", "bad_market_rules", f"the exchange's rules for `{d.symbol}` are not sane "
+               f"(tick {m.tick_size}, step {m.step_size}, min qty {m.min_qty}, min notional {m.min_notional})")
+    if not (math.isfinite(d.qty) and d.qty > 0):
+        g.deny("increments", "bad_quantity", f"quantity {d.qty} is not a positive number")
     qty = _round(d.qty, m.step_size, ROUND_FLOOR)
     price = d.price
     if price is not None:
@@ -253,14 +260,17 @@ def _increments(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draft:
     min_notional = m.min_notional
     if qty <= 0 or qty < m.min_qty or qty * px < min_notional:
         allowed = bool(c.flags.get("round_up_min_notional", False)) and d.entry
-        if allowed and px > 0:
-            need = max(m.min_qty, min_notional * (1 + c.fee) / px)
-            qty = _round(need, m.step_size, ROUND_CEILING)
+        ceiling = min(d.ceiling, c.settings.get("max_order_notional", math.inf))
+        need = _round(max(m.min_qty, min_notional * (1 + c.fee) / px), m.step_size, ROUND_CEILING) \
+            if px > 0 else math.inf
+        if allowed and need * px <= ceiling:
+            qty = need
             notes.append(f"rounded up to the exchange minimum: qty {qty:.8g}")
         else:
+            why = " (rounding up would pass a cap)" if allowed else ""
             g.deny("increments", "below_minimum",
                    f"qty {qty:.8g} (notional {qty * px:.4g}) is below the exchange minimum "
-                   f"(min qty {m.min_qty:g}, min notional {min_notional:g})")
+                   f"(min qty {m.min_qty:g}, min notional {min_notional:g}){why}")
     if qty != d.qty or price != d.price:
         d = replace(d, qty=qty, price=price)
     return d

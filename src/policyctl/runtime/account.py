@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.rules.incremental import node_state_key
-from policyctl.runtime.model import Side, Snapshot
+from policyctl.runtime.model import Bar, Side, Snapshot
 from policyctl.runtime.state import EngineState
 
 NAN = math.nan
@@ -48,12 +48,13 @@ def _share(x: float, equity: float) -> float:
     return x / equity if equity > 0 and math.isfinite(equity) else NAN
 
 
-def mark_prices(snap: Snapshot, state: EngineState, symbols: tuple[str, ...], tf_ms: int) -> tuple[
-        dict[str, float], dict[str, int]]:
+def mark_prices(snap: Snapshot, state: EngineState, symbols: tuple[str, ...], tf_ms: int,
+                bars: dict[str, Bar]) -> tuple[dict[str, float], dict[str, int]]:
+    """The latest trustworthy price of each symbol: a validated bar's close or the quote's last."""
     prices: dict[str, float] = {}
     ages: dict[str, int] = {}
     for s in symbols:
-        bar = snap.bars.get(s)
+        bar = bars.get(s)
         quote = snap.quotes.get(s)
         candidates: list[tuple[int, float]] = []
         if bar is not None and bar.close > 0 and math.isfinite(bar.close):
@@ -70,9 +71,9 @@ def mark_prices(snap: Snapshot, state: EngineState, symbols: tuple[str, ...], tf
     return prices, ages
 
 
-def account(snap: Snapshot, state: EngineState, cp: CompiledPolicy) -> Account:
+def account(snap: Snapshot, state: EngineState, cp: CompiledPolicy, bars: dict[str, Bar]) -> Account:
     tf_ms = int(cp.timeframe_seconds * 1000)
-    prices, ages = mark_prices(snap, state, cp.symbols, tf_ms)
+    prices, ages = mark_prices(snap, state, cp.symbols, tf_ms, bars)
     value = {s: p.qty * prices.get(s, NAN) for s, p in state.positions.items()}
     pending: dict[str, float] = {}
     strategy: dict[str, float] = {}

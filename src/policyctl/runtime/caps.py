@@ -29,6 +29,7 @@ class CapCheck:
     blocked_by: str | None = None  # the cap's name
     clips: list[dict[str, object]] = field(default_factory=list)
     margins: dict[str, float] = field(default_factory=dict)
+    room: float = math.inf  # the largest notional every exposure cap would still allow
 
 
 def _theme_symbols(cp: CompiledPolicy, cap: CapInfo, symbol: str) -> tuple[str, ...] | None:
@@ -62,9 +63,10 @@ def _projection(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineSt
             return None
         return acct.exposure_of(members), per, eq
     if cap.metric == "positions.open":
-        n = sum(1 for p in state.positions.values() if p.qty > 0)
-        opens = 0.0 if symbol in state.positions else 1.0
-        return float(n), 0.0, opens  # scale carries the step an order adds
+        # open positions and positions being opened (pending buys, this tick's included)
+        held = {s for s, p in state.positions.items() if p.qty > 0}
+        held |= {o.symbol for o in state.pending.values() if o.side == "buy"}
+        return float(len(held)), 0.0, 0.0 if symbol in held else 1.0  # scale: the step an order adds
     if cap.metric == "orders.open":
         return float(len(state.pending)), 0.0, 1.0
     if cap.metric == "trades":
@@ -81,17 +83,25 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
         return _block(out, "cooldown", f"symbol in cooldown for {(until - now) // 1000}s more")
     ordered = [c for c in cp.caps if c.strategy is not None and c.strategy == strategy]
     ordered += [c for c in cp.caps if c.strategy is None]
+    # fixed budgets: the strategy's share of equity, and each theme's `max_exposure`
+    budgets: list[tuple[str, float, float]] = []
     if strategy is not None and strategy in cp.budgets:
-        budget = cp.budgets[strategy]
-        used = acct.strategy_exposure.get(strategy, 0.0)
-        room = budget * acct.equity - used
+        budgets.append((f"budget:{strategy}", cp.budgets[strategy], acct.strategy_exposure.get(strategy, 0.0)))
+    for theme in cp.policy.market.themes.values():
+        if symbol in theme.symbols and theme.name in cp.theme_caps:
+            used = sum(acct.position_value.get(s, 0.0) + acct.pending_buys.get(s, 0.0) for s in theme.symbols)
+            budgets.append((f"theme:{theme.name}", cp.theme_caps[theme.name], used))
+    for name, share, used in budgets:
+        room = share * acct.equity - used
         if not math.isfinite(room):
-            return _block(out, f"budget of strategy `{strategy}`", "cannot be evaluated")
+            return _block(out, name, "cannot be evaluated (inputs unavailable)")
+        out.room = min(out.room, max(room, 0.0))
         if out.notional > room:
             if room < max(min_trade, 1e-12):
-                return _block(out, f"budget of strategy `{strategy}`", f"budget {budget:.2%} is used up")
-            out.clips.append({"cap": f"budget:{strategy}", "from": out.notional, "to": room})
+                return _block(out, name, f"{share:.2%} of equity is used up")
+            out.clips.append({"cap": name, "from": out.notional, "to": room})
             out.notional = room
+        out.margins[name] = (room - out.notional) / acct.equity if acct.equity > 0 else math.nan
     for cap in ordered:
         proj = _projection(cp, cap, acct, state, symbol, now)
         if proj is None:
@@ -101,14 +111,17 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
         if math.isnan(limit) or math.isnan(before) or math.isnan(per):
             return _block(out, cap.name, "cannot be evaluated (inputs unavailable)")
         after = before + out.notional * per if cap.metric in EXPOSURE else before + scale
+        room = math.inf
+        if cap.metric in EXPOSURE:
+            room = (limit - before) / per if per > 0 else 0.0
+            if cap.op == "lt":
+                room *= 1 - 1e-9
+            out.room = min(out.room, max(room, 0.0))
         cmp = ops.le if cap.op == "le" else ops.lt
         if cmp(after, limit) == 1.0:
             out.margins[cap.name] = limit - after
             continue
         if cap.mode == "clip" and cap.metric in EXPOSURE:
-            room = (limit - before) / per if per > 0 else 0.0
-            if cap.op == "lt":
-                room *= 1 - 1e-9
             if room >= max(min_trade, 1e-12):
                 out.clips.append({"cap": cap.name, "from": out.notional, "to": room,
                                   "limit": limit, "before": before})

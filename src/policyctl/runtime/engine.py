@@ -36,6 +36,7 @@ from policyctl.runtime.model import (
     Bar,
     Cancel,
     Event,
+    Fill,
     OrderRequest,
     Side,
     Snapshot,
@@ -115,14 +116,19 @@ class Engine:
         state.now = snap.now
         d = Decision(snap.now, state=state)
         bars = self._check_bars(snap, state, d)
-        if snap.new_bar:
+        if snap.new_bar and bars:  # a tick with no new candle (all repeats) advances nothing
             self.source.on_bar(bars)
             state.bars_seen += 1
         for f in sorted(snap.fills, key=lambda f: (f.ts, f.id)):
+            problem = self._bad_fill(f)
+            if problem:
+                d.events.append(Event("data", f"fill `{f.id}` ignored: {problem}",
+                                      {"fill": f.id, "problem": "bad_fill", "symbol": f.symbol}))
+                continue
             d.events += apply_fill(state, f, bars[f.symbol].ts if f.symbol in bars else
                                    state.last_bar_ts.get(f.symbol, f.ts), self.cooldowns)
         d.events += forget_vanished(state, snap.open_orders, snap.now)
-        account = acc.account(snap, state, self.cp)
+        account = acc.account(snap, state, self.cp, bars)
         d.equity = account.equity
         inputs = acc.state_inputs(snap, state, self.cp, account)
         values = self.source.evaluate(inputs, full=self.explain)
@@ -137,7 +143,8 @@ class Engine:
         d.trace.append({"stage": "breakers", "state": outcome.state.value, "reasons": list(outcome.reasons)})
         self._cancels(snap, state, d)
         ctx = _Tick(snap, state, values, account, bars, d, books_ok)
-        self._exits(ctx, outcome.flatten)
+        flatten = outcome.flatten or any(trip.action == "flatten" for trip in state.trips.values())
+        self._exits(ctx, flatten)
         self._entries(ctx)
         return d
 
@@ -181,15 +188,27 @@ class Engine:
         # an EMA of volume, written as the simulator's vectorized form computes it (bit for bit)
         state.avg_volume[s] = b.volume if avg is None else 0.95 * avg + 0.05 * b.volume
 
+    def _bad_fill(self, f: Fill) -> str | None:
+        """Why a fill cannot be booked (it is reported, and the books check fails closed)."""
+        if f.symbol not in self.index:
+            return f"`{f.symbol}` is not a symbol of the policy"
+        if not (math.isfinite(f.qty) and f.qty > 0):
+            return f"quantity {f.qty} is not positive"
+        if not (math.isfinite(f.price) and f.price > 0):
+            return f"price {f.price} is not positive"
+        if not (math.isfinite(f.fee) and f.fee >= 0):
+            return f"fee {f.fee} is not a non-negative number"
+        return None
+
     def _check_books(self, snap: Snapshot, state: EngineState, d: Decision) -> bool:
         problems = []
-        if snap.cash is not None and abs(snap.cash - state.cash) > 1e-6 * max(1.0, abs(state.cash)):
+        if snap.cash is not None and not abs(snap.cash - state.cash) <= 1e-6 * max(1.0, abs(state.cash)):
             problems.append(f"cash {snap.cash:.8g} at the exchange, {state.cash:.8g} in the books")
         for s in self.cp.symbols:
             base = s.split("/")[0]
             if base in snap.balances:
                 held = state.positions[s].qty if s in state.positions else 0.0
-                if abs(snap.balances[base] - held) > 1e-9 * max(1.0, held):
+                if not abs(snap.balances[base] - held) <= 1e-9 * max(1.0, held):
                     problems.append(
                         f"{base} {snap.balances[base]:.8g} at the exchange, {held:.8g} in the books")
         if problems:
@@ -285,7 +304,7 @@ class Engine:
                     continue
                 qty = caps.notional / px
                 if self._order(t, s, Side.BUY, qty, px, "entry", trig.name, sized.stop, sized.take,
-                               trig.strategy, spend=caps.notional * (1 + self.fee)):
+                               trig.strategy, spend=caps.notional * (1 + self.fee), ceiling=caps.room):
                     t.account.pending_buys[s] = t.account.pending_buys.get(s, 0.0) + caps.notional
                     if trig.strategy:
                         t.account.strategy_exposure[trig.strategy] = (
@@ -331,10 +350,10 @@ class Engine:
 
     def _order(self, t: _Tick, s: str, side: Side, qty: float, px: float, kind: str, rule: str,
                stop: float | None, take: float | None, strategy: str | None,
-               spend: float | None = None) -> bool:
+               spend: float | None = None, ceiling: float = math.inf) -> bool:
         bar_ts = t.state.last_bar_ts.get(s, t.snap.now)
         cid = client_id(self.cp.hash, rule, s, side, bar_ts, kind)
-        draft = Draft(cid, s, side, qty, None, px, side is Side.SELL, kind, rule)
+        draft = Draft(cid, s, side, qty, None, px, side is Side.SELL, kind, rule, ceiling)
         gctx = GuardContext(
             now=t.snap.now, mode=self.mode, live_armed=self.live_armed, trading_state=t.d.trading_state,
             kill_switch=t.snap.kill_switch, settings=self.cp.settings, flags=self.cp.flags, fee=self.fee,
