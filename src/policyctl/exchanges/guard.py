@@ -204,7 +204,8 @@ def _bad_tick(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draft:
     limit = c.settings.get("bad_tick")
     if limit is None or c.last_trusted is None or c.last_trusted <= 0:
         return d
-    move = abs(d.ref_price / c.last_trusted - 1.0)
+    latest = c.bar.close if c.bar is not None else d.ref_price  # the market's latest print
+    move = abs(latest / c.last_trusted - 1.0)
     if move <= limit:
         return d
     confirm = c.settings.get("bad_tick_volume", 3.0)

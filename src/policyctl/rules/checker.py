@@ -294,7 +294,7 @@ class Lowerer:
             if arg is None:
                 return None
             a = self.g[arg]
-            if a.type.kind is not Kind.DURATION or not a.is_const or a.value <= 0:
+            if a.type.kind is not Kind.DURATION or not a.is_const or not a.value > 0:  # NaN too
                 self.err("T008", f"{_a(e.func)} takes a positive constant duration, like "
                          f"`{spec.example}`", e.args[0].span)
                 return None

@@ -314,7 +314,7 @@ class Compiler:
                        "halt for 24h")
             if d is None:
                 return
-            if not self.graph[d].is_const or self.graph[d].value <= 0:
+            if not self.graph[d].is_const or not self.graph[d].value > 0:  # NaN too
                 self.diags.error("T008", "a breaker's duration must be a positive constant",
                                  b.action.duration.span)
                 return

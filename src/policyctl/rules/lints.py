@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 
 from policyctl.diagnostics import Diagnostics
+from policyctl.dsl.model import Setting
 from policyctl.rules import catalogue as cat
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.rules.graph import Graph, fmt_duration
@@ -116,6 +117,11 @@ def caps_that_never_bind(cp: CompiledPolicy, diags: Diagnostics) -> None:
             why = f"the total exposure cap ({_pct(total)}) binds first"
         elif c.metric == "positions.open" and n_symbols and v >= n_symbols:
             why = f"the policy trades {n_symbols} symbol{'s' * (n_symbols != 1)}, one position each"
+        elif c.metric == "exposure.theme" and cp.theme_caps:
+            themes = [c.target] if c.target else list(cp.policy.market.themes)
+            limits = [cp.theme_caps.get(t) for t in themes]
+            if limits and all(x is not None and x <= v for x in limits):
+                why = "each theme's `max_exposure` is at or below it and binds first"
         if why:
             diags.warning("L014", f"cap `{c.name}` can never bind: {why}", c.span)
 
@@ -264,9 +270,24 @@ def unused_params(cp: CompiledPolicy, diags: Diagnostics) -> None:
                           "remove it, or use it in a rule")
 
 
+class _SettingSpans:
+    """The settings by key, whatever section they are written in: a setting in another
+    section than its own (which the schema reports) must not make a lint fail."""
+
+    def __init__(self, cp: CompiledPolicy):
+        p = cp.policy
+        self.groups = (p.execution, p.guards, p.cooldowns)
+
+    def __getitem__(self, key: str) -> Setting:
+        for group in self.groups:
+            if key in group:
+                return group[key]
+        raise KeyError(key)
+
+
 @lint("L006")
 def fees(cp: CompiledPolicy, diags: Diagnostics) -> None:
-    s, ex = cp.settings, cp.policy.execution
+    s, ex = cp.settings, _SettingSpans(cp)
     for key in ("fees.maker", "fees.taker"):
         v = s.get(key)
         if v is not None and not -0.001 <= v <= 0.01:
@@ -284,7 +305,7 @@ def fees(cp: CompiledPolicy, diags: Diagnostics) -> None:
 
 @lint("L007")
 def ttl_order(cp: CompiledPolicy, diags: Diagnostics) -> None:
-    s, ex = cp.settings, cp.policy.execution
+    s, ex = cp.settings, _SettingSpans(cp)
     keys = [k for k in ("maker_wait", "pending_ttl", "stale_after") if k in s]
     for a, b in itertools.pairwise(keys):
         if s[a] >= s[b]:
@@ -323,7 +344,7 @@ def _descendants(g: Graph, root: int) -> set[int]:
 
 @lint("L009")
 def dust_vs_min_trade(cp: CompiledPolicy, diags: Diagnostics) -> None:
-    s, ex = cp.settings, cp.policy.execution
+    s, ex = cp.settings, _SettingSpans(cp)
     if "dust" in s and "min_trade" in s and s["dust"] > s["min_trade"]:
         cur = f" {cp.policy.market.quote}" if cp.policy.market.quote else ""
         diags.error("L009", f"the dust threshold ({s['dust']:g}{cur}) is above the minimum trade size "

@@ -49,13 +49,14 @@ def _share(x: float, equity: float) -> float:
 
 
 def mark_prices(snap: Snapshot, state: EngineState, symbols: tuple[str, ...], tf_ms: int,
-                bars: dict[str, Bar]) -> tuple[dict[str, float], dict[str, int]]:
-    """The latest trustworthy price of each symbol: a validated bar's close or the quote's last."""
+                bars: dict[str, Bar], untrusted: set[str]) -> tuple[dict[str, float], dict[str, int]]:
+    """The latest trustworthy price of each symbol: a validated bar's close or the quote's last;
+    for a symbol whose latest print is not trusted, the last trusted price."""
     prices: dict[str, float] = {}
     ages: dict[str, int] = {}
     for s in symbols:
-        bar = bars.get(s)
-        quote = snap.quotes.get(s)
+        bar = bars.get(s) if s not in untrusted else None
+        quote = snap.quotes.get(s) if s not in untrusted else None
         candidates: list[tuple[int, float]] = []
         if bar is not None and bar.close > 0 and math.isfinite(bar.close):
             candidates.append((bar.ts + tf_ms, bar.close))
@@ -71,9 +72,10 @@ def mark_prices(snap: Snapshot, state: EngineState, symbols: tuple[str, ...], tf
     return prices, ages
 
 
-def account(snap: Snapshot, state: EngineState, cp: CompiledPolicy, bars: dict[str, Bar]) -> Account:
+def account(snap: Snapshot, state: EngineState, cp: CompiledPolicy, bars: dict[str, Bar],
+            untrusted: set[str] | None = None) -> Account:
     tf_ms = int(cp.timeframe_seconds * 1000)
-    prices, ages = mark_prices(snap, state, cp.symbols, tf_ms, bars)
+    prices, ages = mark_prices(snap, state, cp.symbols, tf_ms, bars, untrusted or set())
     value = {s: p.qty * prices.get(s, NAN) for s, p in state.positions.items()}
     pending: dict[str, float] = {}
     strategy: dict[str, float] = {}

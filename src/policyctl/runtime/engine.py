@@ -100,7 +100,10 @@ class Engine:
         self.explain = explain
         self.guard = Guard()
         self.tf_ms = int(cp.timeframe_seconds * 1000)
+        self.limit_entries = cp.flags.get("order_type") == "limit"
+        # entries pay the maker fee when they rest as limit orders; exits are always market
         self.fee = cp.settings.get("fees.taker", 0.001)
+        self.entry_fee = cp.settings.get("fees.maker", self.fee) if self.limit_entries else self.fee
         self.min_trade = cp.settings.get("min_trade", 0.0)
         self.cooldowns = {k: v for k, v in cp.settings.items() if k in ("after_fill", "after_stopout")}
         windows = [float(cp.graph[i].attr[1]) for i in cp.graph.reachable()  # type: ignore[arg-type]
@@ -115,6 +118,7 @@ class Engine:
         (clone it first to keep the state before the tick)."""
         state.now = snap.now
         d = Decision(snap.now, state=state)
+        self._untrusted: set[str] = set()
         bars = self._check_bars(snap, state, d)
         if snap.new_bar and bars:  # a tick with no new candle (all repeats) advances nothing
             self.source.on_bar(bars)
@@ -128,7 +132,7 @@ class Engine:
             d.events += apply_fill(state, f, bars[f.symbol].ts if f.symbol in bars else
                                    state.last_bar_ts.get(f.symbol, f.ts), self.cooldowns)
         d.events += forget_vanished(state, snap.open_orders, snap.now)
-        account = acc.account(snap, state, self.cp, bars)
+        account = acc.account(snap, state, self.cp, bars, self._untrusted)
         d.equity = account.equity
         inputs = acc.state_inputs(snap, state, self.cp, account)
         values = self.source.evaluate(inputs, full=self.explain)
@@ -167,12 +171,15 @@ class Engine:
                 state.last_bar_ts[s] = b.ts
                 continue
             state.last_bar_ts[s] = b.ts
-            self._trust(state, s, b, d)
+            if not self._trust(state, s, b, d):
+                self._untrusted.add(s)
             good[s] = b
         return good
 
-    def _trust(self, state: EngineState, s: str, b: Bar, d: Decision) -> None:
-        """Keep the last trusted price: a big move needs volume to be believed."""
+    def _trust(self, state: EngineState, s: str, b: Bar, d: Decision) -> bool:
+        """Keep the last trusted price: a big move needs volume to be believed. An untrusted
+        close still reaches the indicators, but never marks the account (equity, exposure,
+        PnL stay at the last trusted price) and never prices an order."""
         limit = self.cp.settings.get("bad_tick")
         last = state.last_price.get(s)
         avg = state.avg_volume.get(s)
@@ -187,6 +194,7 @@ class Engine:
             state.last_price[s] = b.close
         # an EMA of volume, written as the simulator's vectorized form computes it (bit for bit)
         state.avg_volume[s] = b.volume if avg is None else 0.95 * avg + 0.05 * b.volume
+        return trusted
 
     def _bad_fill(self, f: Fill) -> str | None:
         """Why a fill cannot be booked (it is reported, and the books check fails closed)."""
@@ -219,14 +227,18 @@ class Engine:
     # ---- stage 4: cancels ----------------------------------------------------------------
     def _cancels(self, snap: Snapshot, state: EngineState, d: Decision) -> None:
         stale = self.cp.settings.get("stale_after")
+        maker_wait = self.cp.settings.get("maker_wait")
         for o in snap.open_orders:
             reason = None
+            age = snap.now - o.created_ms
             if d.trading_state is TradingState.HALTED:
                 reason = "halted"
             elif d.trading_state is TradingState.REDUCE_ONLY and o.side is Side.BUY:
                 reason = "reduce_only"
-            elif stale is not None and snap.now - o.created_ms > stale * 1000:
+            elif stale is not None and age > stale * 1000:
                 reason = "stale"
+            elif maker_wait is not None and o.price is not None and not o.reduce_only and age > maker_wait * 1000:
+                reason = "maker_wait"  # a maker entry not filled in time is withdrawn, not chased
             if reason:
                 d.cancels.append(Cancel(o.client_id, o.symbol, reason))
 
@@ -286,9 +298,16 @@ class Engine:
                     self._deny(t, "state", trig.name, s, "books_mismatch",
                                "books disagree with the exchange: no new entries until reconciled")
                     continue
+                others = self._untrusted - {s}  # (its own untrusted print: the guard denies it, precisely)
+                if others:  # exposure cannot be known: caps would be checked on a guess
+                    names = ", ".join(sorted(others))
+                    self._deny(t, "state", trig.name, s, "untrusted_price",
+                               f"the latest print of {names} is not trusted: no new entries this tick")
+                    continue
                 i = self.index[s]
                 px = t.account.prices.get(s, NAN)
-                sized = size_buy(self.cp, trig, t.values, i, px, t.account.equity, t.account.cash, self.fee)
+                sized = size_buy(self.cp, trig, t.values, i, px, t.account.equity, t.account.cash,
+                                 self.entry_fee)
                 if not isinstance(sized, Sized):
                     self._deny(t, "sizing", trig.name, s, "unsized", sized.reason)
                     continue
@@ -303,8 +322,9 @@ class Engine:
                     self._deny(t, "cap", trig.name, s, f"cap:{caps.blocked_by}", caps.blocked)
                     continue
                 qty = caps.notional / px
+                spend = None if self.limit_entries else caps.notional * (1 + self.fee)
                 if self._order(t, s, Side.BUY, qty, px, "entry", trig.name, sized.stop, sized.take,
-                               trig.strategy, spend=caps.notional * (1 + self.fee), ceiling=caps.room):
+                               trig.strategy, spend=spend, ceiling=caps.room, limit=self.limit_entries):
                     t.account.pending_buys[s] = t.account.pending_buys.get(s, 0.0) + caps.notional
                     if trig.strategy:
                         t.account.strategy_exposure[trig.strategy] = (
@@ -350,10 +370,10 @@ class Engine:
 
     def _order(self, t: _Tick, s: str, side: Side, qty: float, px: float, kind: str, rule: str,
                stop: float | None, take: float | None, strategy: str | None,
-               spend: float | None = None, ceiling: float = math.inf) -> bool:
+               spend: float | None = None, ceiling: float = math.inf, limit: bool = False) -> bool:
         bar_ts = t.state.last_bar_ts.get(s, t.snap.now)
         cid = client_id(self.cp.hash, rule, s, side, bar_ts, kind)
-        draft = Draft(cid, s, side, qty, None, px, side is Side.SELL, kind, rule, ceiling)
+        draft = Draft(cid, s, side, qty, px if limit else None, px, side is Side.SELL, kind, rule, ceiling)
         gctx = GuardContext(
             now=t.snap.now, mode=self.mode, live_armed=self.live_armed, trading_state=t.d.trading_state,
             kill_switch=t.snap.kill_switch, settings=self.cp.settings, flags=self.cp.flags, fee=self.fee,
