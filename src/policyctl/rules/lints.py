@@ -119,8 +119,8 @@ def caps_that_never_bind(cp: CompiledPolicy, diags: Diagnostics) -> None:
             why = f"the policy trades {n_symbols} symbol{'s' * (n_symbols != 1)}, one position each"
         elif c.metric == "exposure.theme" and cp.theme_caps:
             themes = [c.target] if c.target else list(cp.policy.market.themes)
-            limits = [cp.theme_caps.get(t) for t in themes]
-            if limits and all(x is not None and x <= v for x in limits):
+            theme_limits = [cp.theme_caps.get(t) for t in themes]
+            if theme_limits and all(x is not None and x <= v for x in theme_limits):
                 why = "each theme's `max_exposure` is at or below it and binds first"
         if why:
             diags.warning("L014", f"cap `{c.name}` can never bind: {why}", c.span)
