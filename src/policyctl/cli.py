@@ -344,5 +344,88 @@ def replay(journal: Path, policy: Path, fmt: str, params: tuple[str, ...]) -> No
     sys.exit(EXIT_OK if res.identical else EXIT_POLICY)
 
 
+@main.command()
+@click.argument("policy", type=click.Path(path_type=Path))
+@click.option("--mode", type=click.Choice(["dry-run", "paper", "live"]), default="dry-run", show_default=True,
+              help="dry-run: decide and journal only; paper: fill against live quotes; live: real orders.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True,
+              help="Folder of the SQLite state, the journal and the kill switch file.")
+@click.option("--exchange-url", metavar="URL", help="Base URL of the exchange API (e.g. the loopback emulator).")
+@click.option("--cash", type=float, default=10_000.0, show_default=True,
+              help="Starting cash of the simulated account (dry-run and paper).")
+@click.option("--confirm-live", is_flag=True,
+              help="Required for --mode live, together with POLICYCTL_LIVE_TRADING=yes in the environment.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics bind to.")
+@click.option("--json-logs", is_flag=True, help="Structured JSON log lines.")
+@click.option("--ticks", type=int, default=None,
+              help="Run this many decision cycles now, then exit (instead of scheduling).")
+@click.option("--interval", type=float, default=None, metavar="SECONDS",
+              help="Tick every SECONDS instead of on candle closes (for an emulator replaying fast).")
+@param_option
+def run(policy: Path, mode: str, state_dir: Path, exchange_url: str | None, cash: float, confirm_live: bool,
+        metrics_port: int | None, metrics_host: str, json_logs: bool, ticks: int | None,
+        interval: float | None, params: tuple[str, ...]) -> None:
+    """Run a policy on the candle clock against an exchange (dry-run by default)."""
+    from policyctl.exchanges.adapter import AdapterError
+    from policyctl.runtime.app import Options, StartError, build
+    from policyctl.runtime.store import StoreError
+
+    cp = _compile(policy, params)
+    opts = Options(mode=mode, state_dir=state_dir, exchange_url=exchange_url, cash=cash,
+                   confirm_live=confirm_live, metrics_port=metrics_port, metrics_host=metrics_host,
+                   json_logs=json_logs)
+    try:
+        rt = build(cp, opts)
+    except (StartError, StoreError, AdapterError, RuntimeError) as e:
+        _fail(f"cannot start: {e}")
+    if ticks is not None:
+        for _ in range(ticks):
+            rt.tick()
+            rt.check_kill()
+        rt.shutdown(cancel_open=False)
+        d = rt.last_decision
+        if d is not None:
+            click.echo(f"{ticks} tick(s); state {d.trading_state.value}, equity {d.equity:,.2f}, "
+                       f"{len(d.orders)} order(s) on the last tick")
+        sys.exit(EXIT_OK)
+    from policyctl.runtime.scheduler import run_forever
+
+    sys.exit(run_forever(rt, cancel_on_shutdown=bool(cp.flags.get("cancel_on_shutdown", False)),
+                         interval_s=interval))
+
+
+@main.command()
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@click.option("--off", is_flag=True, help="Release the kill switch.")
+@click.option("--reason", default="operator", show_default=True)
+def kill(state_dir: Path, off: bool, reason: str) -> None:
+    """Pull the kill switch: the runtime cancels every open order and halts within a second."""
+    from policyctl.runtime.killswitch import KillSwitch, pull, runtime_pid
+
+    if off:
+        KillSwitch(state_dir).release()
+        click.echo("kill switch released")
+        return
+    pull(state_dir, reason)
+    pid = runtime_pid(state_dir)
+    click.echo(f"kill switch pulled ({'runtime pid ' + str(pid) + ' signalled' if pid else 'no runtime running'})")
+
+
+@main.command()
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@click.option("--last", type=int, default=5, show_default=True, help="How many recent decisions to show.")
+def status(state_dir: Path, fmt: str, last: int) -> None:
+    """Show the trading state, positions, breakers and the last decisions of a runtime."""
+    from policyctl.runtime.status import read_status, render_status
+
+    try:
+        st = read_status(state_dir / "state.sqlite", last)
+    except FileNotFoundError:
+        _fail(f"no runtime state in {state_dir}")
+    click.echo(render_status(st, fmt), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

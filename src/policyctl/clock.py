@@ -9,6 +9,7 @@ from here too, so a grep for clock reads finds this file alone.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -29,6 +30,23 @@ class Clock(Protocol):
 class WallClock:
     def now_ms(self) -> int:
         return wall_ms()
+
+
+class SourceClock:
+    """Time read from a source (an exchange's clock), falling back to the wall clock.
+
+    The live runtime stamps decisions with the exchange's time, so candles, quotes and
+    decisions share one clock, also against an emulator replaying old data."""
+
+    def __init__(self, source: Callable[[], int], fallback: Clock | None = None):
+        self._source = source
+        self._fallback = fallback or WallClock()
+
+    def now_ms(self) -> int:
+        try:
+            return int(self._source())
+        except Exception:  # the exchange is unreachable: the wall clock is the best we have
+            return self._fallback.now_ms()
 
 
 class SimulatedClock:

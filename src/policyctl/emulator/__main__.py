@@ -27,6 +27,22 @@ def _balance(text: str) -> tuple[str, str]:
     return asset, amount
 
 
+def synthetic_bars(seed: int, symbols: list[str], timeframe: str, n: int) -> list[tuple[str, list[Bar]]]:
+    """The simulator's synthetic market as emulator candles (prices as exact decimals)."""
+    from decimal import Decimal
+
+    from policyctl.simulator.synthetic import synthetic_market
+
+    md = synthetic_market(seed, bars=n, timeframe=timeframe, symbols=tuple(s.strip() for s in symbols))
+    out = []
+    for s, ser in md.series.items():
+        bars = [Bar(int(md.timestamps[t]), *(Decimal(repr(float(getattr(ser, f)[t])))
+                                             for f in ("open", "high", "low", "close", "volume")))
+                for t in range(len(md.timestamps))]
+        out.append((s, bars))
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m policyctl.emulator",
@@ -38,10 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         action="append",
-        required=True,
+        default=[],
         metavar="FILE.csv",
         help="OHLCV CSV named {exchange}_{BASE}-{QUOTE}_{timeframe}.csv (repeatable)",
     )
+    p.add_argument("--synthetic", type=int, default=None, metavar="SEED",
+                   help="serve policyctl's seeded synthetic market instead of files")
+    p.add_argument("--symbols", default="BTC/USDT,ETH/USDT", help="symbols of the synthetic market")
+    p.add_argument("--timeframe", default="5m", help="timeframe of the synthetic market")
+    p.add_argument("--bars", type=int, default=5000, help="bars of the synthetic market")
     p.add_argument(
         "--speed",
         type=float,
@@ -66,6 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     markets: list[MarketSpec] = []
     candles: dict[str, tuple[list[Bar], str]] = {}
+    if args.synthetic is None and not args.data:
+        print("give --data FILE.csv (repeatable) or --synthetic SEED", file=sys.stderr)
+        return 2
+    if args.synthetic is not None:
+        for symbol, bars in synthetic_bars(args.synthetic, args.symbols.split(","), args.timeframe, args.bars):
+            markets.append(infer_market(symbol, bars))
+            candles[symbol] = (bars, args.timeframe)
     for path in args.data:
         symbol, interval = describe_file(path)
         bars = read_csv(path)

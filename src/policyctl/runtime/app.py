@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policyctl.clock import Clock, WallClock
+from policyctl.clock import Clock, SourceClock
 from policyctl.rules.compiler import CompiledPolicy
 
 LIVE_ENV = "POLICYCTL_LIVE_TRADING"
@@ -70,10 +70,10 @@ def build(cp: CompiledPolicy, opts: Options, env: Mapping[str, str] | None = Non
     if opts.mode not in ("dry-run", "paper", "live"):
         raise StartError(f"unknown mode `{opts.mode}`: dry-run, paper or live")
     armed = check_live(opts, env)
-    clock = clock or WallClock()
     log = log or configure_logging(opts.log_level, opts.json_logs, env=env)
     exchange = cp.policy.market.exchange
     market_data = CcxtAdapter.from_env(exchange, env=env, base_url=opts.exchange_url, require_credentials=armed)
+    clock = clock or SourceClock(market_data.time_ms)
     if armed:
         adapter: Any = market_data
     else:

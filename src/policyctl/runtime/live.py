@@ -155,15 +155,22 @@ class LiveRuntime:
         """Replay recent candles through the indicators: one step per bar time, all symbols at once."""
         tf = self.cp.policy.market.timeframe
         by_time: dict[int, dict[str, Bar]] = {}
-        for s in self.cp.symbols:
-            bars = self._call("fetch_candles", self.adapter.fetch_candles, s, tf, None, self.cfg.warmup_bars) or []
+        fetched = {s: self._call("fetch_candles", self.adapter.fetch_candles, s, tf, None, self.cfg.warmup_bars)
+                   or [] for s in self.cp.symbols}
+        newest = max((b[-1].ts for b in fetched.values() if b), default=None)
+        for s, bars in fetched.items():
             last = self.state.last_bar_ts.get(s)
             for b in bars:
-                if last is None or b.ts <= last:  # newer bars are decided on by the next tick
+                # bars already decided on (restored state), or, fresh, all but the newest: the
+                # first tick decides on the newest bar
+                if (last is not None and b.ts <= last) or (last is None and b.ts != newest):
                     by_time.setdefault(b.ts, {})[s] = b
         calls = [by_time[ts] for ts in sorted(by_time)]
         for bars_at in calls:
             self.engine.source.on_bar(bars_at)
+            for s, b in bars_at.items():
+                if s not in self.state.last_bar_ts or self.state.last_bar_ts[s] < b.ts:
+                    self.state.last_bar_ts[s] = b.ts
         self.store.journal_warmup(calls, self.clock.now_ms())
         self.log.info(f"indicators warmed up on {len(calls)} bars")
 

@@ -32,16 +32,23 @@ def first_close_after(now_ms: int, timeframe_s: float) -> datetime:
     return datetime.fromtimestamp(nxt / 1000, UTC) + timedelta(seconds=TICK_DELAY_S)
 
 
-def build_scheduler(rt: LiveRuntime) -> Any:
+def build_scheduler(rt: LiveRuntime, interval_s: float | None = None) -> Any:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
     tf = rt.cp.timeframe_seconds
     sched = BackgroundScheduler(timezone=UTC)
-    sched.add_job(rt.tick, IntervalTrigger(seconds=tf, start_date=first_close_after(rt.clock.now_ms(), tf),
-                                           jitter=JITTER_S, timezone=UTC),
-                  id="tick", max_instances=1, coalesce=True, misfire_grace_time=int(max(tf / 2, 1)))
+    if interval_s is None:  # on candle closes of the policy's timeframe (wall time)
+        from policyctl.clock import wall_ms
+
+        trigger = IntervalTrigger(seconds=tf, start_date=first_close_after(wall_ms(), tf), jitter=JITTER_S,
+                                  timezone=UTC)
+    else:  # a fixed interval: for an emulator replaying candles faster than real time
+        trigger = IntervalTrigger(seconds=interval_s, timezone=UTC)
+        tf = interval_s
+    sched.add_job(rt.tick, trigger, id="tick", max_instances=1, coalesce=True,
+                  misfire_grace_time=int(max(tf / 2, 1)))
     sched.add_job(rt.reconcile, IntervalTrigger(seconds=RECONCILE_S, timezone=UTC), id="reconcile",
                   max_instances=1, coalesce=True)
     sched.add_job(rt.check_kill, IntervalTrigger(seconds=KILL_POLL_S, timezone=UTC), id="kill",
@@ -58,7 +65,8 @@ def build_scheduler(rt: LiveRuntime) -> Any:
     return sched
 
 
-def run_forever(rt: LiveRuntime, cancel_on_shutdown: bool, stop: threading.Event | None = None) -> int:
+def run_forever(rt: LiveRuntime, cancel_on_shutdown: bool, stop: threading.Event | None = None,
+                interval_s: float | None = None) -> int:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); returns the exit code."""
     stop = stop or threading.Event()
 
@@ -70,7 +78,7 @@ def run_forever(rt: LiveRuntime, cancel_on_shutdown: bool, stop: threading.Event
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         rt.kill.install_signal()
-    sched = build_scheduler(rt)
+    sched = build_scheduler(rt, interval_s)
     sched.start()
     rt.log.info(f"running `{rt.cp.policy.name}` in {rt.cfg.mode} mode; first tick at "
                 f"{sched.get_job('tick').next_run_time}")
