@@ -628,15 +628,11 @@ def test_shipped_policy_tests_pass_with_full_coverage() -> None:
                for f in result.files for c in f.cases if c.status not in ("pass", "skip", "xfail")]
     assert not failing
     assert result.ok and not result.broken_files
-    # the known engine bugs the shipped tests record (see their `xfail` reasons)
-    assert sorted(c.case.name for f in result.files for c in f.cases if c.status == "xfail") == [
-        "entries_are_limit_orders", "untrusted_print_does_not_halt"]
+    # the engine bugs these cases once recorded as `xfail` are fixed: none is left
+    assert [c.case.name for f in result.files for c in f.cases if c.status == "xfail"] == []
     coverage = {c.name: c for c in result.coverage}
-    assert {name: c.percent for name, c in coverage.items() if name != "multi-symbol"} == {
-        "conservative": 100.0, "mean-reversion": 100.0, "reference": 100.0, "trend": 100.0}
-    # multi_symbol's `per_theme` and `alt_theme` repeat its themes' `max_exposure`, which acts
-    # first: they can never clip or block
-    assert coverage["multi-symbol"].missing == [("cap", "per_theme"), ("cap", "alt_theme")]
+    assert {name: c.percent for name, c in coverage.items()} == {
+        "conservative": 100.0, "mean-reversion": 100.0, "multi-symbol": 100.0, "reference": 100.0, "trend": 100.0}
 
 
 def test_cli_on_shipped_policies() -> None:

@@ -93,6 +93,9 @@ class QuietScanner:
     # ---- account arrays over a segment ---------------------------------------------------------
     def state_arrays(self, a: int, b: int, state: EngineState, eq_hist: np.ndarray,
                      spreads: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
+        """The account values the policy reads, over bars [a, b), for the frozen books (only the
+        keys the graph reads are built; the arithmetic is the engine's, in the same order)."""
+        need = self.keys
         m = self.pre.market
         close = m["close"][:, a:b]
         n = b - a
@@ -105,64 +108,68 @@ class QuietScanner:
         st: dict[str, Any] = {"equity": eq, "cash": state.cash, "kill_switch": 0.0,
                               "positions.open": float(sum(1 for p in state.positions.values() if p.qty > 0)),
                               "orders.open": 0.0}
+        k = len(self.syms)
         with np.errstate(divide="ignore", invalid="ignore"):
             pos_eq = np.where(eq > 0, eq, np.nan)
-            total = np.zeros(n)
-            for s in sorted(value):
-                total = total + value[s]
-            st["exposure.total"] = total / pos_eq
-            if "drawdown" in self.keys:
+            if "exposure.total" in need:
+                total = np.zeros(n)
+                for s in sorted(value):
+                    total = total + value[s]
+                st["exposure.total"] = total / pos_eq
+            if "drawdown" in need:
                 peak0 = state.peak_equity
                 run = np.maximum.accumulate(np.maximum(eq, peak0))
                 before = np.concatenate([[peak0], run[:-1]]) if n else run
                 st["drawdown"] = np.where(before > 0, np.maximum(0.0, 1.0 - eq / before), np.nan)
-            k = len(self.syms)
-            zeros = np.zeros((k, n))
-            opened = np.zeros((k, n))
-            size = np.zeros((k, n))
-            val = np.zeros((k, n))
-            entry = np.full((k, n), np.nan)
-            pnl = np.full((k, n), np.nan)
-            pnl_amt = np.full((k, n), np.nan)
-            age = np.full((k, n), np.nan)
-            bars_held = np.full((k, n), np.nan)
-            for s, p in state.positions.items():
-                i = self.index.get(s)
-                if i is None:
+            per_symbol = {
+                "position.open": lambda p, i: np.full(n, 1.0 if p.qty > 0 else 0.0),
+                "position.size": lambda p, i: np.full(n, p.qty),
+                "position.value": lambda p, i: value[p.symbol],
+                "position.entry": lambda p, i: np.full(n, p.entry),
+                "position.pnl": lambda p, i: close[i] / p.entry - 1.0 if p.entry > 0 else np.full(n, np.nan),
+                "position.pnl_amount": lambda p, i: p.qty * close[i] - p.cost,
+                "position.age": lambda p, i: (now - p.opened_ms) / 1000.0,
+                "position.bars": lambda p, i: ((self.ts[a:b] - p.opened_bar) // self.tf).astype(np.float64),
+            }
+            flat = {"position.open": 0.0, "position.size": 0.0, "position.value": 0.0}
+            for key, f in per_symbol.items():
+                if key not in need:
                     continue
-                opened[i] = 1.0 if p.qty > 0 else 0.0
-                size[i] = p.qty
-                val[i] = value[s]
-                entry[i] = p.entry
-                pnl[i] = close[i] / p.entry - 1.0 if p.entry > 0 else np.nan
-                pnl_amt[i] = p.qty * close[i] - p.cost
-                age[i] = (now - p.opened_ms) / 1000.0
-                bars_held[i] = ((self.ts[a:b] - p.opened_bar) // self.tf).astype(np.float64)
-            st.update({"position.open": opened, "position.size": size, "position.value": val,
-                       "position.entry": entry, "position.pnl": pnl, "position.pnl_amount": pnl_amt,
-                       "position.age": age, "position.bars": bars_held, "data_age": zeros,
-                       "product.halted": zeros, "product.cancel_only": zeros, "product.post_only": zeros})
-            st["exposure.symbol"] = (val + 0.0) / pos_eq
+                arr = np.full((k, n), flat.get(key, np.nan))
+                for sym, p in state.positions.items():
+                    i = self.index.get(sym)
+                    if i is not None:
+                        arr[i] = f(p, i)
+                st[key] = arr
+            zeros = np.zeros((k, n))
+            for key in ("data_age", "product.halted", "product.cancel_only", "product.post_only"):
+                st[key] = zeros
+            if "exposure.symbol" in need:
+                val = np.zeros((k, n))
+                for sym, v in value.items():
+                    val[self.index[sym]] = v
+                st["exposure.symbol"] = (val + 0.0) / pos_eq
             themes = self.cp.policy.market.themes
-            theme_rows = np.zeros((k, n))
-            for t in themes.values():
-                tv = np.zeros(n)
-                for s in t.symbols:
-                    tv = tv + (value[s] + 0.0 if s in value else 0.0)
-                share = tv / pos_eq
-                st[f"exposure.theme@{t.name}"] = share
-                for s in t.symbols:
-                    if s in self.index and not theme_rows[self.index[s]].any():
-                        theme_rows[self.index[s]] = share
-            st["exposure.theme"] = theme_rows
-            sp = np.full((k, n), np.nan)
-            for s, i in self.index.items():
-                half = spreads[s][a:b] / 2 if s in spreads else np.zeros(n)
-                c = close[i]
-                bid, ask = c * (1 - half), c * (1 + half)
-                mid = (bid + ask) / 2
-                sp[i] = (ask - bid) / mid
-            st["spread"] = sp
+            if themes and any(x.startswith("exposure.theme") for x in need):
+                theme_rows = np.zeros((k, n))
+                for t in themes.values():
+                    tv = np.zeros(n)
+                    for sym in t.symbols:
+                        tv = tv + (value[sym] + 0.0 if sym in value else 0.0)
+                    share = tv / pos_eq
+                    st[f"exposure.theme@{t.name}"] = share
+                    for sym in t.symbols:
+                        if sym in self.index and not theme_rows[self.index[sym]].any():
+                            theme_rows[self.index[sym]] = share
+                st["exposure.theme"] = theme_rows
+            if "spread" in need:
+                sp = np.full((k, n), np.nan)
+                for sym, i in self.index.items():
+                    half = spreads[sym][a:b] / 2 if sym in spreads else np.zeros(n)
+                    c = close[i]
+                    bid, ask = c * (1 - half), c * (1 + half)
+                    sp[i] = (ask - bid) / ((bid + ask) / 2)
+                st["spread"] = sp
             for func, w in self.windows:
                 since = now - int(w * 1000)
                 if func == "trades":
@@ -173,12 +180,13 @@ class QuietScanner:
                     v = np.zeros(n)
                 else:
                     # the engine looks up the latest equity mark at or before now - w: bar t - wb,
-                    # or the first mark when none is that old, or (first tick) the equity itself
+                    # or the first mark when none is that old (bar 0's equity)
                     wb = math.ceil(w * 1000 / self.tf)
-                    comb = np.concatenate([eq_hist[:a], eq])
-                    tt = np.arange(a, b)
-                    idx = tt - wb
-                    start = np.where(idx >= 0, comb[np.maximum(idx, 0)], comb[0] if len(comb) else np.nan)
+                    lo = max(a - wb, 0)
+                    comb = np.concatenate([eq_hist[lo:a], eq])  # only the history the window reaches
+                    idx = np.arange(a, b) - wb
+                    first = eq_hist[0] if a > 0 else (eq[0] if n else np.nan)
+                    start = np.where(idx >= 0, comb[np.maximum(idx - lo, 0)], first)
                     v = eq - start if func == "pnl_amount" else np.where(start > 0, (eq - start) / start, np.nan)
                 st[f"{func}:{w:g}"] = np.asarray(v, dtype=np.float64)
         return st, eq
