@@ -251,9 +251,6 @@ def test_schema_matches_the_published_copy() -> None:
     assert json.loads(run("schema").output) == json.loads(published.read_text())
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "every --param argument is the pseudo-file `--param` line 1, and the loader keeps only "
-    "the last argument as its source text, so each diagnostic shows the last argument"))
 def test_each_param_diagnostic_shows_its_own_argument() -> None:
     result = run("lint", str(POLICIES / "trend.yaml"), "--param", "fsat=10",
                  "--param", "rsi_mx=65")

@@ -257,7 +257,7 @@ def test_bad_overrides(tmp_path: Path, name: str, value: str, code: str, covered
     assert diag.code == code
     # positions are in the command-line argument `NAME=VALUE`
     col = f"{name}={value}".rindex(covered) + 1
-    assert diag.span == Span("--param", 1, col, 1, col + len(covered))
+    assert diag.span == Span(f"--param {name}", 1, col, 1, col + len(covered))
 
 
 def test_unknown_param_suggests_a_close_name(tmp_path: Path) -> None:

@@ -246,10 +246,6 @@ def test_evaluators_agree_on_gapped_and_constant_series(tmp_path: Path) -> None:
     assert np.all(inc[stdev20.id][0, 219:300] == 0.0)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "an infinite price (bad tick) reaches comparisons unfiltered, and the incremental "
-    "evaluator's inlined tolerant comparison says `inf > x` is false (inf - x > 1e-12 * inf "
-    "is false) while the vectorized one (rules.numeric) says true"))
 def test_infinite_price_is_treated_alike(tmp_path: Path) -> None:
     symbols, market = load_candles(BITTREX)
     market = {f: v[:, :600].copy() for f, v in market.items()}

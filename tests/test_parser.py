@@ -500,8 +500,7 @@ def test_rules_file_positions_are_absolute(tmp_path: Path) -> None:
     assert (d.code, d.span) == ("T001", Span(str(path), 7, 10, 7, 14))
 
 
-@pytest.mark.xfail(reason="yamlsrc: a span ending on a two-character escape (`''`) ends one "
-                   "column early (YScalar.span_of uses the start of the last source unit + 1)")
+
 def test_span_ending_on_an_escaped_quote(tmp_path: Path) -> None:
     src = policy_yaml("triggers:\n  t:\n    when: 'close > ''x'''\n    then: close\n")
     path = write(tmp_path, "p.yaml", src)

@@ -392,7 +392,7 @@ class Loader:
 
     def _apply_overrides(self, policy: Policy) -> None:
         for name, text in self.param_overrides.items():
-            shown = "--param"
+            shown = f"--param {name}"  # each argument its own source, so each error shows its own
             line = f"{name}={text}"
             src = TextSource(shown, line)
             self.diags.sources[shown] = line

@@ -353,7 +353,18 @@ class YScalar:
         if end == start:
             return Span(self.span.file, line, col, line, col + 1)
         end_line, end_col = self.pos_at(end - 1)
-        return Span(self.span.file, line, col, end_line, end_col + 1)
+        return Span(self.span.file, line, col, end_line, end_col + self._unit_width(end - 1))
+
+    def _unit_width(self, offset: int) -> int:
+        """Source characters of text character ``offset``: 2 for an escape (``''``, ``\\"``)."""
+        if self._src is None or not 0 <= offset < len(self.text):
+            return 1
+        src, o = self._src.text, self._offsets[offset]
+        if self.style == "single" and src[o:o + 2] == "''":
+            return 2
+        if self.style == "double" and src[o:o + 1] == "\\":
+            return 2
+        return 1
 
     @property
     def is_null(self) -> bool:

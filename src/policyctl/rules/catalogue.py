@@ -163,11 +163,13 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                      "relative change over the window: `x / x[window] - 1`", "change(close, 1h)",
                      range=(-1.0, INF)),
         FunctionSpec("crosses_above", (Arg("a", "series"), Arg("b", "series")), BOOL, "indicator",
-                     "`a` is above `b` on this bar and was at or below it on the previous one",
+                     "`a` is above `b` on this bar and was at or below it on the previous one "
+                     "(either may be a constant level)",
                      "crosses_above(sma(close, 20), sma(close, 50))"),
         FunctionSpec("crosses_below", (Arg("a", "series"), Arg("b", "series")), BOOL, "indicator",
-                     "`a` is below `b` on this bar and was at or above it on the previous one",
-                     "crosses_below(sma(close, 20), sma(close, 50))"),
+                     "`a` is below `b` on this bar and was at or above it on the previous one "
+                     "(either may be a constant level)",
+                     "crosses_below(rsi(close, 14), 70)"),
         FunctionSpec("min", (Arg("a", "value"), Arg("b", "value")), "common", "math",
                      "the smallest of its arguments (all of one unit)", "min(2%, 0.5 * drawdown)",
                      variadic=True, min_args=2),

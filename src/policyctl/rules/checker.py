@@ -337,8 +337,14 @@ class Lowerer:
     def indicator(self, e: ast.Call, spec: cat.FunctionSpec, ctx: Ctx) -> int | None:
         fname = e.func
         if fname in ("crosses_above", "crosses_below"):
-            a = self.series(e.args[0], fname, ctx)
-            b = self.series(e.args[1], fname, ctx)
+            # a series against a series, or against a constant level: crosses_above(rsi(close, 14), 30)
+            level = [self._is_constant(x) for x in e.args]
+            if all(level):
+                self.err("T006", f"{_a(fname)} needs at least one market series", e.span,
+                         "for example `crosses_above(rsi(close, 14), 30)`")
+                return None
+            a = self.expr(e.args[0], ctx) if level[0] else self.series(e.args[0], fname, ctx)
+            b = self.expr(e.args[1], ctx) if level[1] else self.series(e.args[1], fname, ctx)
             if a is None or b is None:
                 return None
             try:
@@ -363,6 +369,11 @@ class Lowerer:
         t = self.type_of(x) if spec.result == "arg0" else spec.result
         assert isinstance(t, Type)
         return self.g.add("ind", (x,), (fname, n), t, e.span)
+
+    def _is_constant(self, e: ast.Expr) -> bool:
+        """Whether an expression is a literal or built only from literals and params."""
+        return all(isinstance(n, ast.Literal | ast.Unary | ast.Binary) or
+                   (isinstance(n, ast.Name) and n.dotted in self.env.params) for n in ast.walk(e))
 
     def index(self, e: ast.Index, ctx: Ctx) -> int | None:
         base = self.series(e.base, "history `[...]`", ctx)

@@ -9,6 +9,7 @@ with those outputs. This is what the engine, the simulator and the live runtime 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -336,8 +337,8 @@ class Compiler:
         if node is None:
             return None
         n = self.graph[node]
-        if not n.is_const:
-            self.diags.error("T016", f"`{key}` must be a constant", s.span, f"for example `{example}`")
+        if not n.is_const or not math.isfinite(n.value):
+            self.diags.error("T016", f"`{key}` must be a finite constant", s.span, f"for example `{example}`")
             return None
         if kinds[0] is K.MONEY and n.type.currency and self.env.quote and n.type.currency != self.env.quote:
             self.diags.error("T005", f"`{key}` is in `{n.type.currency}`, but the policy trades in "

@@ -104,10 +104,10 @@ def _cmp_code(a: str, b: str, ka: float | None, kb: float | None, negate: bool) 
     if kb is not None or ka is not None:
         x, k = (a, abs(kb)) if kb is not None else (b, abs(ka))  # type: ignore[arg-type]
         scale = f"({x} if {x} > {k!r} else -{x} if -{x} > {k!r} else {k!r})"
-        nan_check = f"{x} != {x}"
+        nan_check = f"{x} - {x} != 0.0"  # NaN or an infinity: unavailable
     else:
         scale = f"({_abs(a)} if {_abs(a)} > {_abs(b)} else {_abs(b)})"
-        nan_check = f"{a} != {a} or {b} != {b}"
+        nan_check = f"{a} - {a} != 0.0 or {b} - {b} != 0.0"
     return f"(_nan if {nan_check} else {yes} if {a} - {b} > _T * {scale} else {no})"
 
 

@@ -15,8 +15,9 @@ Semantics (``REL_TOL = 1e-12``):
 * The tolerance is purely relative: ``0.0`` equals only ``0.0`` (and ``-0.0``), and
   ``1e-300 > 0.0``. Series that hover around zero (returns, differences) are compared
   exactly near zero; the tolerance only absorbs rounding noise, which is relative.
-* Infinities compare in their natural order (``inf > 1e308``, ``inf == inf``), although
-  the indicators never produce them from finite inputs.
+* The scalar functions order infinities naturally (``inf > 1e308``); the policy engine never
+  lets them decide, though: the vectorized functions (and the engine's evaluators, see
+  ``rules.ops``) treat any non-finite input as *unavailable*.
 * ``eq`` is not transitive (``a == b`` and ``b == c`` need not give ``a == c``); it is an
   "indistinguishable up to rounding" relation, not an equivalence.
 
@@ -25,7 +26,7 @@ separately. With a NaN argument they return an unspecified boolean.
 
 The vectorized functions (``vgt``, ``vlt``, ``vge``, ``vle``, ``veq``, ``vne``) broadcast
 their arguments and return float64 arrays holding ``1.0`` (true), ``0.0`` (false), or NaN
-where either input is NaN. Scalar and vectorized forms evaluate the same IEEE-754 double
+where either input is NaN or infinite. Scalar and vectorized forms evaluate the same IEEE-754 double
 operations, so they reach the same decision for the same pair of values.
 """
 
@@ -110,10 +111,12 @@ def _prepare(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[FloatArray, FloatArray
 
 
 def _finish(res: npt.NDArray[np.bool_], a: FloatArray, b: FloatArray) -> FloatArray:
+    """The policy engine treats a non-finite value (NaN, or an infinity from an overflow) as
+    unavailable: any comparison with one is unavailable too."""
     out = res.astype(np.float64)
-    nan = np.isnan(a) | np.isnan(b)
-    if nan.any():
-        out = np.where(nan, np.nan, out)
+    bad = ~(np.isfinite(a) & np.isfinite(b))
+    if bad.any():
+        out = np.where(bad, np.nan, out)
     return out
 
 

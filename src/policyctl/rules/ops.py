@@ -1,7 +1,8 @@
 """Scalar semantics of every pure operator, shared by constant folding and the evaluators.
 
 Values are floats. Booleans are ``1.0`` / ``0.0``. ``NaN`` means *unavailable* (missing or
-stale input, division by zero): it propagates through arithmetic and comparisons, and the
+stale input, division by zero); an infinity (an overflow) is unavailable too: comparing one
+gives unavailable. Unavailable propagates through arithmetic and comparisons, and the
 logical operators follow Kleene's three-valued logic, so ``unavailable and false`` is false
 but ``not unavailable`` is still unavailable. The engine fails closed on an unavailable
 result: a trigger fires only on a definite true, and a breaker, cap or guard that cannot be
@@ -24,8 +25,13 @@ def _tol(a: float, b: float) -> float:
     return REL_TOL * max(abs(a), abs(b))
 
 
+def _bad(a: float, b: float) -> bool:
+    """NaN or infinite: ``x - x`` is 0.0 for every finite ``x`` and NaN otherwise."""
+    return a - a != 0.0 or b - b != 0.0
+
+
 def gt(a: float, b: float) -> float:
-    if a != a or b != b:
+    if _bad(a, b):
         return NAN
     return 1.0 if a - b > _tol(a, b) else 0.0
 
@@ -45,7 +51,7 @@ def le(a: float, b: float) -> float:
 
 
 def eq(a: float, b: float) -> float:
-    if a != a or b != b:
+    if _bad(a, b):
         return NAN
     return 1.0 if abs(a - b) <= _tol(a, b) else 0.0
 

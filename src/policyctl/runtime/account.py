@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.rules.incremental import node_state_key
+from policyctl.runtime.books import holds_lot
 from policyctl.runtime.model import Bar, Side, Snapshot
 from policyctl.runtime.state import EngineState
 
@@ -31,6 +32,7 @@ class Account:
     position_value: dict[str, float]
     pending_buys: dict[str, float]  # notional of open buy orders, per symbol
     strategy_exposure: dict[str, float] = field(default_factory=dict)  # notional per strategy
+    open: set[str] = field(default_factory=set)  # symbols with an open position (dust is not one)
 
     def exposure_symbol(self, symbol: str) -> float:
         return _share(self.position_value.get(symbol, 0.0) + self.pending_buys.get(symbol, 0.0), self.equity)
@@ -89,7 +91,8 @@ def account(snap: Snapshot, state: EngineState, cp: CompiledPolicy, bars: dict[s
         if p.strategy:
             strategy[p.strategy] = strategy.get(p.strategy, 0.0) + value[s]
     equity = state.cash + sum(value.values())
-    return Account(equity, state.cash, prices, ages, value, pending, strategy)
+    held = {s for s, p in state.positions.items() if holds_lot(p.qty, snap.markets.get(s))}
+    return Account(equity, state.cash, prices, ages, value, pending, strategy, held)
 
 
 def _count_since(times: list[int], since: int) -> float:
@@ -116,14 +119,14 @@ def state_inputs(snap: Snapshot, state: EngineState, cp: CompiledPolicy, acct: A
         "equity": acct.equity,
         "cash": acct.cash,
         "exposure.total": acct.exposure_total,
-        "positions.open": float(sum(1 for p in state.positions.values() if p.qty > 0)),
+        "positions.open": float(len(acct.open)),
         "orders.open": float(len(state.pending)),
         "drawdown": max(0.0, 1.0 - acct.equity / state.peak_equity) if state.peak_equity > 0 else NAN,
         "kill_switch": 1.0 if snap.kill_switch else 0.0,
     }
     pos = [state.positions.get(s) for s in syms]
     px = [acct.prices.get(s, NAN) for s in syms]
-    out["position.open"] = [1.0 if p is not None and p.qty > 0 else 0.0 for p in pos]
+    out["position.open"] = [1.0 if s in acct.open else 0.0 for s in syms]
     out["position.size"] = [p.qty if p else 0.0 for p in pos]
     out["position.value"] = [acct.position_value.get(s, 0.0) for s in syms]
     out["position.entry"] = [p.entry if p else NAN for p in pos]

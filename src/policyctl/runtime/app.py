@@ -57,8 +57,11 @@ def check_live(opts: Options, env: Mapping[str, str]) -> bool:
 
 
 def build(cp: CompiledPolicy, opts: Options, env: Mapping[str, str] | None = None, clock: Clock | None = None,
-          log: Any = None) -> Any:
-    """A started :class:`~policyctl.runtime.live.LiveRuntime` (markets loaded, state restored)."""
+          log: Any = None, adapter_kwargs: Mapping[str, Any] | None = None) -> Any:
+    """A started :class:`~policyctl.runtime.live.LiveRuntime` (markets loaded, state restored).
+
+    ``adapter_kwargs`` go to :class:`~policyctl.exchanges.ccxt_adapter.CcxtAdapter` as they
+    are (``timeout_ms``, ``retry``, ``rate_limits``): tests use short timeouts and retries."""
     from policyctl.exchanges.ccxt_adapter import CcxtAdapter
     from policyctl.exchanges.paper import Fees, PaperAdapter
     from policyctl.runtime.live import LiveRuntime, RuntimeConfig
@@ -72,7 +75,8 @@ def build(cp: CompiledPolicy, opts: Options, env: Mapping[str, str] | None = Non
     armed = check_live(opts, env)
     log = log or configure_logging(opts.log_level, opts.json_logs, env=env)
     exchange = cp.policy.market.exchange
-    market_data = CcxtAdapter.from_env(exchange, env=env, base_url=opts.exchange_url, require_credentials=armed)
+    market_data = CcxtAdapter.from_env(exchange, env=env, base_url=opts.exchange_url, require_credentials=armed,
+                                       **dict(adapter_kwargs or {}))
     clock = clock or SourceClock(market_data.time_ms)
     if armed:
         adapter: Any = market_data

@@ -5,17 +5,30 @@ reconnect or a restart, is never counted twice). A fill of an order the engine s
 carries that order's meaning to the position: its stop, take-profit, strategy and rule. A
 fill the engine knows nothing about (a manual trade, an order from before a lost state) is
 still booked. Orders that vanish from the exchange without filling are forgotten here.
+
+Dust: a position of less than one step of the exchange's quantity grid can never be sold
+(Binance charges a buy's fee in the base asset, so selling the whole position, floored to
+the step, leaves such a remainder). It stays in the books, which must match the balances,
+but it is not an open position (:func:`holds_lot`): no exit is tried on it, and an entry
+into it starts a new position.
 """
 
 from __future__ import annotations
 
-from policyctl.runtime.model import Event, Fill, OpenOrder, Side
+from policyctl.runtime.model import Event, Fill, MarketRules, OpenOrder, Side
 from policyctl.runtime.state import EngineState, Position
 
 DUST = 1e-12
 
 
-def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, float]) -> list[Event]:
+def holds_lot(qty: float, rules: MarketRules | None) -> bool:
+    """Whether ``qty`` is an open position: at least one step of the quantity grid (dust is not)."""
+    step = rules.step_size if rules is not None else 0.0
+    return qty > 0 and (not step > 0 or qty >= step * (1 - 1e-9))
+
+
+def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, float],
+               rules: MarketRules | None = None) -> list[Event]:
     if f.id in state.fills_seen:
         return []
     state.remember(state.fills_seen, f.id, f.ts)
@@ -29,6 +42,8 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
         if pos is None:
             pos = Position(f.symbol, 0.0, 0.0, f.ts, bar_ts, 0.0)
             state.positions[f.symbol] = pos
+        elif not holds_lot(pos.qty, rules):  # an entry into dust: a new position
+            pos.opened_ms, pos.opened_bar = f.ts, bar_ts
         new_qty = pos.qty + f.qty
         pos.entry = (pos.entry * pos.qty + f.price * f.qty) / new_qty
         pos.qty = new_qty

@@ -64,7 +64,7 @@ def _projection(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineSt
         return acct.exposure_of(members), per, eq
     if cap.metric == "positions.open":
         # open positions and positions being opened (pending buys, this tick's included)
-        held = {s for s, p in state.positions.items() if p.qty > 0}
+        held = set(acct.open)
         held |= {o.symbol for o in state.pending.values() if o.side == "buy"}
         return float(len(held)), 0.0, 0.0 if symbol in held else 1.0  # scale: the step an order adds
     if cap.metric == "orders.open":

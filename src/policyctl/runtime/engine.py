@@ -130,7 +130,7 @@ class Engine:
                                       {"fill": f.id, "problem": "bad_fill", "symbol": f.symbol}))
                 continue
             d.events += apply_fill(state, f, bars[f.symbol].ts if f.symbol in bars else
-                                   state.last_bar_ts.get(f.symbol, f.ts), self.cooldowns)
+                                   state.last_bar_ts.get(f.symbol, f.ts), self.cooldowns, snap.markets.get(f.symbol))
         d.events += forget_vanished(state, snap.open_orders, snap.now)
         account = acc.account(snap, state, self.cp, bars, self._untrusted)
         d.equity = account.equity
@@ -246,7 +246,7 @@ class Engine:
     def _exits(self, t: _Tick, flatten: bool) -> None:
         exiting = {o.symbol for o in t.state.pending.values() if o.side == Side.SELL.value}
         for s, p in sorted(t.state.positions.items()):
-            if s in exiting or s not in self.index:
+            if s in exiting or s not in self.index or s not in t.account.open:  # dust cannot be sold
                 continue
             px = t.account.prices.get(s, NAN)
             kind = None
@@ -265,7 +265,7 @@ class Engine:
             if trig.action == "buy":
                 continue
             for s in self._symbols(trig):
-                if s in exiting or s not in t.state.positions:
+                if s in exiting or s not in t.account.open:
                     continue
                 if not self._fired(t, trig, s):
                     continue
