@@ -337,6 +337,8 @@ class Compiler:
         if node is None:
             return None
         n = self.graph[node]
+        if isinstance(s.raw, float) and not math.isfinite(s.raw):
+            return None  # `.inf`, `.nan`: the YAML reader has reported it (Y011)
         if not n.is_const or not math.isfinite(n.value):
             self.diags.error("T016", f"`{key}` must be a finite constant", s.span, f"for example `{example}`")
             return None
