@@ -29,4 +29,5 @@ def test_fast_path_equals_plain_loop(policy: str, seed: int) -> None:
     np.testing.assert_array_equal(fast.state_codes, slow.state_codes)
     assert fast.denials == slow.denials
     assert fast.breaker_trips == slow.breaker_trips
+    assert fast.events == slow.events
     assert fast.decisions <= slow.decisions

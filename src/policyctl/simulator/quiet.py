@@ -77,7 +77,17 @@ class QuietScanner:
         self.ts = np.asarray(data.timestamps, dtype=np.int64)
         self.now = self.ts + self.tf
         live = g.reachable()
-        self.state_nodes = [i for i in live if not g[i].market]
+        # only what can make something happen: trigger and breaker conditions (caps matter only
+        # when an order is sized, which happens on an event bar, in a full engine tick)
+        roots = [t.when for t in cp.triggers] + [b.when for b in cp.breakers]
+        needed: set[int] = set()
+        stack = list(roots)
+        while stack:
+            i = stack.pop()
+            if i not in needed:
+                needed.add(i)
+                stack.extend(g[i].args)
+        self.state_nodes = [i for i in live if i in needed and not g[i].market]
         self.keys = {node_state_key(g[i]) if g[i].op in ("field", "window") else "" for i in self.state_nodes
                      if g[i].op in ("field", "window")}
         self.windows = [(str(g[i].attr[0]), float(g[i].attr[1])) for i in live  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from policyctl.rules.compiler import CompiledPolicy
+from policyctl.runtime.books import apply_fill
 from policyctl.runtime.engine import Decision, Engine
 from policyctl.runtime.model import Bar, Fill, MarketRules, Quote, Snapshot, TradingState
 from policyctl.runtime.state import EngineState
@@ -81,7 +82,7 @@ def simulate(cp: CompiledPolicy, data: MarketData, cfg: SimConfig,
         if progress is not None and t >= next_progress:
             progress(t)
             next_progress = t + 8192
-        if runner.scanner is None or runner.busy() or t == 0 or t == cfg.explain_at:
+        if runner.scanner is None or t == 0 or t == cfg.explain_at or (runner.busy() and not runner.book_fills(t)):
             runner.step(t)
             t += 1
             continue
@@ -124,6 +125,7 @@ class _Runner:
         self.trips: list[dict[str, Any]] = []
         self.explained: Decision | None = None
         self.decisions = 0
+        self._carry: list[Fill] = []  # fills booked directly, handed to the next full tick too
 
     def _spread_array(self, s: str) -> np.ndarray:
         n = len(self.data.timestamps)
@@ -132,6 +134,21 @@ class _Runner:
 
     def busy(self) -> bool:
         return bool(self.ex.queued or self.ex.resting)
+
+    def book_fills(self, t: int) -> bool:
+        """Fill the market orders due at this bar's open and book them in the engine directly.
+        True when that leaves nothing in flight, so the scanner may judge the bar like any other;
+        otherwise the bar gets a full tick (fills are idempotent by id: booking twice is a no-op)."""
+        ex = self.ex
+        if ex.resting or any(q.due != t for q in ex.queued):
+            return False
+        ts, tf = int(self.data.timestamps[t]), self.data.timeframe_ms
+        fills = ex.on_open(t, ts) + ex.during(t, ts + tf - 1)
+        self._carry = fills
+        for f in fills:
+            for ev in apply_fill(self.state, f, ts, self.engine.cooldowns):
+                self.events[ev.kind] += 1
+        return not (ex.queued or ex.resting or self.state.pending)
 
     def skip(self, a: int, b: int) -> int:
         """Find the first eventful bar in [a, b); book the quiet bars before it."""
@@ -147,7 +164,8 @@ class _Runner:
         """One bar, in full: fills, the snapshot at the close, the engine's tick, the orders."""
         data, ex, tf = self.data, self.ex, self.data.timeframe_ms
         ts = int(data.timestamps[t])
-        fills = ex.on_open(t, ts) + ex.during(t, ts + tf - 1)
+        fills = self._carry + ex.on_open(t, ts) + ex.during(t, ts + tf - 1)
+        self._carry = []
         now = ts + tf
         bars = _bars_at(data, self.symbols, self.arrays, t, ts)
         quotes = {}
