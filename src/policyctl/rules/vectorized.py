@@ -67,11 +67,14 @@ def evaluate(
     nodes: Sequence[int] | None = None,
     bars: int | None = None,
     given: Mapping[int, Array] | None = None,
+    complete: bool = False,
 ) -> list[Array | None]:
     """Evaluate ``nodes`` (default: every node an output needs) over all bars.
 
     ``given`` supplies values of some nodes already computed (market nodes computed once over
-    the whole series, sliced to a segment): they are used as they are, not recomputed."""
+    the whole series, sliced to a segment): they are used as they are, not recomputed.
+    ``complete`` says ``nodes`` already holds every constant argument (callers that evaluate the
+    same node list many times compute it once)."""
     state = state or {}
     n_sym = len(symbols)
     index = {s: i for i, s in enumerate(symbols)}
@@ -80,7 +83,7 @@ def evaluate(
     T = bars
     if nodes is None:
         nodes = graph.reachable()
-    else:  # constant arguments are cheap and always needed
+    elif not complete:  # constant arguments are cheap and always needed
         nodes = sorted({*nodes, *(a for i in nodes for a in graph[i].args if graph[a].is_const)})
     out: list[Array | None] = [None] * len(graph)
     nan_row = np.full(T, NAN)

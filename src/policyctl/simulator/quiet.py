@@ -88,6 +88,10 @@ class QuietScanner:
                 needed.add(i)
                 stack.extend(g[i].args)
         self.state_nodes = [i for i in live if i in needed and not g[i].market]
+        self.eval_nodes = sorted({*self.state_nodes,
+                                  *(a for i in self.state_nodes for a in g[i].args if g[a].is_const)})
+        self.given_nodes = sorted({a for i in self.state_nodes for a in g[i].args
+                                   if g[a].market and not g[a].is_const})
         self.keys = {node_state_key(g[i]) if g[i].op in ("field", "window") else "" for i in self.state_nodes
                      if g[i].op in ("field", "window")}
         self.windows = [(str(g[i].attr[0]), float(g[i].attr[1])) for i in live  # type: ignore[arg-type]
@@ -208,9 +212,9 @@ class QuietScanner:
         g = self.cp.graph
         n = b - a
         st, eq = self.state_arrays(a, b, state, eq_hist, spreads)
-        given = {i: _slice(self.pre.values[i], a, b) for i in self.pre.market_nodes}
+        given = {i: _slice(self.pre.values[i], a, b) for i in self.given_nodes}
         vals = vectorized.evaluate(g, self.syms, {f: x[:, a:b] for f, x in self.pre.market.items()}, st,
-                                   nodes=self.state_nodes, bars=n, given=given)
+                                   nodes=self.eval_nodes, bars=n, given=given, complete=True)
         event: np.ndarray = np.logical_not(self.all_bars[a:b])
         for trig in self.buy_triggers:
             event |= self._fires(vals[trig.when], trig.symbols)
