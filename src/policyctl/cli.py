@@ -427,5 +427,52 @@ def status(state_dir: Path, fmt: str, last: int) -> None:
     click.echo(render_status(st, fmt), nl=False)
 
 
+@main.command()
+@click.argument("breaker", required=False)
+@click.option("--all", "all_", is_flag=True, help="Reset every tripped breaker.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+def reset(breaker: str | None, all_: bool, state_dir: Path) -> None:
+    """Reset a tripped breaker (one without a duration stays tripped until reset)."""
+    from policyctl.runtime.operator import apply_resets, request_reset
+    from policyctl.runtime.store import StateStore, StoreError, StoreLocked
+
+    if not breaker and not all_:
+        _fail("name a breaker, or give --all")
+    db = state_dir / "state.sqlite"
+    if not db.exists():
+        _fail(f"no runtime state in {state_dir}")
+    request_reset(state_dir, None if all_ else breaker)
+    try:
+        from policyctl.runtime.status import read_status
+
+        info = read_status(db, 0)
+        store = StateStore(db, _stored_policy_name(db), info.policy_hash or "")
+    except StoreLocked as e:
+        click.echo(f"a runtime is running (pid {e.pid}): the reset is applied within a second")
+        return
+    except StoreError as e:
+        _fail(str(e))
+    with store:
+        state = store.load_state()
+        if state is None:
+            _fail("no stored state to reset")
+        cleared = apply_resets(state, state_dir)
+        from policyctl.clock import wall_ms
+
+        store.save_state(state, wall_ms(), reason="operator reset: " + (", ".join(cleared) or "nothing tripped"))
+    click.echo(f"reset: {', '.join(cleared) if cleared else 'no such breaker was tripped'}")
+
+
+def _stored_policy_name(db: Path) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'policy_name'").fetchone()
+    finally:
+        con.close()
+    return str(row[0]) if row else ""
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
