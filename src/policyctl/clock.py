@@ -36,17 +36,26 @@ class SourceClock:
     """Time read from a source (an exchange's clock), falling back to the wall clock.
 
     The live runtime stamps decisions with the exchange's time, so candles, quotes and
-    decisions share one clock, also against an emulator replaying old data."""
+    decisions share one clock, also against an emulator replaying old data. While the
+    source fails, time goes on from its last answer at the pace of the monotonic clock (the
+    wall clock can be years away from an emulator's time); before any answer, the fallback
+    clock is used."""
 
     def __init__(self, source: Callable[[], int], fallback: Clock | None = None):
         self._source = source
         self._fallback = fallback or WallClock()
+        self._last: tuple[int, float] | None = None  # (source ms, monotonic s) of the last answer
 
     def now_ms(self) -> int:
         try:
-            return int(self._source())
-        except Exception:  # the exchange is unreachable: the wall clock is the best we have
-            return self._fallback.now_ms()
+            ms = int(self._source())
+        except Exception:  # the exchange is unreachable: extrapolate from its last answer
+            if self._last is None:
+                return self._fallback.now_ms()
+            ms0, t0 = self._last
+            return ms0 + int((monotonic() - t0) * 1000)
+        self._last = (ms, monotonic())
+        return ms
 
 
 class SimulatedClock:

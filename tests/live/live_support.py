@@ -4,35 +4,36 @@ The runtime under test is the real one (``runtime.app.build``): a real ``ccxt.bi
 client talks HTTP to the loopback emulator serving the seeded synthetic market; the clock
 is the emulator's (``SourceClock``, the default), and the test moves the market one bar at
 a time between ticks. Client timeouts and retry delays are short so a held request costs
-well under a second; nothing asserts on wall-clock timings.
+under a second; nothing asserts on wall-clock timings.
 
 After every scenario :func:`check_invariants` asserts what must hold whatever happened:
 
 * no client order id twice at the emulator;
 * every emulator trade of the account is in the store's ``fills`` table exactly once, booked
   by a committed tick and known to the engine (``state.fills_seen``);
-* no order above the policy's ``max_order_notional`` and no order sent after the kill
-  switch;
+* no buy above the policy's ``max_order_notional`` or its per-asset cap (20% of equity), and
+  no order sent after the kill switch;
 * the engine's books (cash and positions) equal the emulator's balances.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import os
+import queue
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from policyctl.clock import wall_ms
 from policyctl.emulator import EmulatorHandle, infer_market, start_emulator
 from policyctl.emulator.__main__ import synthetic_bars
 from policyctl.exchanges.ccxt_adapter import ENV_API_KEY, ENV_API_SECRET
@@ -50,9 +51,10 @@ BARS = 900  # candles the emulator can replay
 START_BARS = 300  # candles already closed when a test starts
 WARMUP = 120  # candles replayed through the indicators at start-up
 MAX_ORDER_NOTIONAL = 1500.0
+PER_ASSET = 0.20  # the policy's `per_asset` cap
 CASH = "10000"
-CLIENT_TIMEOUT_MS = 400  # a held ("timeout") request costs well under a second
-HOLD_S = 1.5  # how long a timeout fault holds the answer (> the client timeout)
+CLIENT_TIMEOUT_MS = 800  # a held ("timeout") request costs under a second
+HOLD_S = 2.0  # how long a timeout fault holds the answer (> the client timeout)
 
 # A policy that trades on most bars: in above a 5-bar mean, out below it. Limits and breakers
 # are there to be checked: per-order notional, exposure caps, a loss and a drawdown breaker.
@@ -66,7 +68,7 @@ market:
 triggers:
   up:
     when: not position.open and close > sma(close, 5)
-    then: buy 10% of equity
+    then: buy {size} of equity
   down:
     when: position.open and close < sma(close, 5)
     then: close
@@ -78,7 +80,7 @@ breakers:
   daily_loss: {{when: pnl(1d) <= -3%, then: halt for 24h}}
   drawdown: {{when: drawdown >= 3%, then: halt}}
 guards:
-  max_order_notional: 1500 USDT
+  max_order_notional: {max_notional} USDT
   price_collar: 5%
   max_spread: 50bps
   max_quote_age: 30s
@@ -92,9 +94,11 @@ execution:
 """
 
 
-def policy_text(order_type: str = "market", cancel_on_shutdown: bool = True, rise: int | None = None) -> str:
+def policy_text(order_type: str = "market", cancel_on_shutdown: bool = True, rise: int | None = None,
+                size: str = "10%", max_notional: float = MAX_ORDER_NOTIONAL) -> str:
     """The test policy; ``rise`` changes the entry rule (a changed policy for replay)."""
-    text = POLICY.format(order_type=order_type, cancel_on_shutdown=str(cancel_on_shutdown).lower())
+    text = POLICY.format(order_type=order_type, cancel_on_shutdown=str(cancel_on_shutdown).lower(), size=size,
+                         max_notional=f"{max_notional:g}")
     if rise is not None:
         text = text.replace("sma(close, 5)", f"sma(close, {rise})")
     return text
@@ -193,6 +197,8 @@ class Session:
     decisions: list[Decision] = field(default_factory=list)
     kill_ms: int | None = None  # emulator time the kill switch was pulled at
     orders_at_kill: set[str] = field(default_factory=set)
+    earlier_fills: set[str] = field(default_factory=set)  # stored by an earlier session (paper: gone with it)
+    max_order_notional: float = MAX_ORDER_NOTIONAL
 
     @property
     def mode(self) -> str:
@@ -265,9 +271,10 @@ def open_session(tmp: Path, key: str, secret: str, mode: str = "live", emu: Emul
     env = dict(env) if env is not None else env_for(key, secret)
     options = Options(mode=mode, state_dir=state_dir, exchange_url=emu.url, confirm_live=mode == "live",
                       warmup_bars=WARMUP, **opts)
+    earlier = set(store_fills(state_dir)) if (state_dir / "state.sqlite").exists() else set()
     rt = build(cp, options, env=env, log=log if log is not None else quiet_log(env),
                adapter_kwargs=adapter if adapter is not None else fast_adapter())
-    return Session(emu, rt, cp, state_dir, key, secret)
+    return Session(emu, rt, cp, state_dir, key, secret, earlier_fills=earlier)
 
 
 # ---- reading the store -------------------------------------------------------------------
@@ -330,25 +337,33 @@ def check_invariants(s: Session, settle: bool = True) -> None:
     dupes = [c for c, n in collections.Counter(cids).items() if n > 1]
     assert not dupes, f"client ids sent more than once: {dupes}"
     # 2. no lost fill, none booked twice
-    if s.mode == "paper":
-        trades = [f.id for f in rt.adapter._fills]  # type: ignore[attr-defined]
-    else:
-        trades = [trade_id(emu, t) for t in emu.trades()]
+    trades = [f.id for f in rt.adapter._fills] if s.mode == "paper" else [  # type: ignore[attr-defined]
+        trade_id(emu, t) for t in emu.trades()]
     for tid in trades:
         assert tid in fills, f"trade {tid} at the exchange is not in the store"
         rows, applied = fills[tid]
         assert rows == 1 and applied == 1, f"trade {tid}: {rows} rows, applied={applied}"
         assert tid in rt.state.fills_seen, f"trade {tid} not booked by the engine"
-    assert set(fills) <= set(trades), f"fills the exchange never made: {set(fills) - set(trades)}"
-    # 3. no order past the per-order cap, none after the kill switch
-    if s.mode == "live":
-        for o in emu.orders():
-            notional = o.cum_quote if o.executed_qty > 0 else o.price * o.orig_qty
-            assert notional <= Decimal(str(MAX_ORDER_NOTIONAL * 1.01)), f"order {o.client_order_id}: {notional}"
-            if s.kill_ms is not None and o.client_order_id not in s.orders_at_kill:
-                raise AssertionError(f"order {o.client_order_id} sent after the kill switch")
+    made = set(fills) - s.earlier_fills
+    assert made <= set(trades), f"fills the exchange never made: {made - set(trades)}"
+    # 3. no order past a cap (the per-order notional, the per-asset exposure), none after the kill switch
+    equity = max([d.equity for d in s.decisions if math.isfinite(d.equity)] + [float(CASH)])
+    limit = min(s.max_order_notional, PER_ASSET * equity) * 1.02  # fills may be a little above the decision
+    for cid, side, notional in sent_notionals(s):
+        if side == "buy":
+            assert notional <= limit, f"order {cid}: {notional:.2f} > {limit:.2f}"
+        if s.kill_ms is not None and cid not in s.orders_at_kill:
+            raise AssertionError(f"order {cid} sent after the kill switch")
     # 4. the books equal the balances
     check_books(s)
+
+
+def sent_notionals(s: Session) -> list[tuple[str, str, float]]:
+    """(client id, side, notional) of every order sent: filled value, or limit value while unfilled."""
+    if s.mode == "paper":
+        return [(o.client_id, o.side.value, o.cost if o.filled else (o.price or 0.0) * o.qty) for o in s.sent()]
+    return [(o.client_order_id, o.side.lower(),
+             float(o.cum_quote if o.executed_qty > 0 else o.price * o.orig_qty)) for o in s.emu.orders()]
 
 
 def exchange_totals(s: Session) -> dict[str, float]:
@@ -371,8 +386,11 @@ def check_books(s: Session) -> None:
 def pull_kill(s: Session, reason: str = "test") -> None:
     from policyctl.runtime.killswitch import pull
 
-    s.orders_at_kill = {o.client_order_id for o in s.emu.orders()} if s.mode == "live" else set()
+    s.orders_at_kill = {cid for cid, _, _ in sent_notionals(s)}
     s.kill_ms = s.emu.clock.now_ms()
+    # `pull` signals the pid holding the state's lock: this very process, here. SIGUSR1 would end
+    # it unless the runtime's handler is installed, as `policyctl run` does.
+    s.rt.kill.install_signal()
     pull(s.state_dir, reason)
 
 
@@ -386,11 +404,20 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-@dataclass
 class Child:
     """A runtime in a subprocess (``live_child.py``), driven line by line over stdin/stdout."""
 
-    proc: subprocess.Popen[str]
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put("<eof>")
 
     @classmethod
     def start(cls, policy: Path, state_dir: Path, url: str, env: Mapping[str, str], mode: str = "live",
@@ -403,16 +430,21 @@ class Child:
         child.expect("ready")
         return child
 
+    def poll_line(self, timeout: float) -> str | None:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
     def expect(self, word: str, timeout: float = 30.0) -> str:
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
+            line = self.poll_line(max(0.0, deadline - time.monotonic()))
+            if line == "<eof>":
                 err = self.proc.stderr.read() if self.proc.stderr else ""
-                raise AssertionError(f"child exited ({self.proc.poll()}): {err[-3000:]}")
-            if line.startswith(word):
-                return line.strip()
+                raise AssertionError(f"child exited ({self.proc.wait()}): {err[-3000:]}")
+            if line is not None and line.startswith(word):
+                return line
         raise AssertionError(f"child said no {word!r} in {timeout} s")
 
     def send(self, line: str) -> None:
@@ -421,7 +453,7 @@ class Child:
         self.proc.stdin.flush()
 
     def kill9(self) -> None:
-        self.proc.kill()  # SIGKILL
+        self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def close(self) -> None:
@@ -446,10 +478,3 @@ def policyctl(*args: str, env: Mapping[str, str] | None = None, timeout: float =
               ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "policyctl.cli", *args], capture_output=True, text=True,
                           env=child_env(env or {}), timeout=timeout)
-
-
-def iter_lines(text: str) -> Iterator[str]:
-    yield from (line for line in text.splitlines() if line.strip())
-
-
-__all__ = ["wall_ms"]

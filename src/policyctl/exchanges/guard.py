@@ -207,14 +207,25 @@ def _bad_tick(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draft:
     latest = c.bar.close if c.bar is not None else d.ref_price  # the market's latest print
     move = abs(latest / c.last_trusted - 1.0)
     if move <= limit:
-        return d
+        return _bad_quote(g, d, c, limit, c.last_trusted)
     confirm = c.settings.get("bad_tick_volume", 3.0)
     volume = c.bar.volume if c.bar is not None else math.nan
     if c.avg_volume and c.avg_volume > 0 and volume >= confirm * c.avg_volume:
         notes.append(f"price moved {move:.2%} with {volume / c.avg_volume:.1f}x volume: trusted")
-        return d
+        return _bad_quote(g, d, c, limit, latest)
     g.deny("bad_tick", "untrusted_price",
            f"price moved {move:.2%} from the last trusted {c.last_trusted:.6g} without volume confirmation")
+    return d
+
+
+def _bad_quote(g: Guard, d: Draft, c: GuardContext, limit: float, trusted: float) -> Draft:
+    """The quote's last price is a print too; a ticker has no volume to confirm a jump."""
+    q = c.quote
+    if q is not None and math.isfinite(q.last) and q.last > 0:
+        move = abs(q.last / trusted - 1.0)
+        if move > limit:
+            g.deny("bad_tick", "untrusted_price",
+                   f"the quote's last price {q.last:.6g} is {move:.2%} from the trusted {trusted:.6g}")
     return d
 
 

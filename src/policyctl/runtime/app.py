@@ -13,6 +13,7 @@ Modes:
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,24 +79,40 @@ def build(cp: CompiledPolicy, opts: Options, env: Mapping[str, str] | None = Non
     market_data = CcxtAdapter.from_env(exchange, env=env, base_url=opts.exchange_url, require_credentials=armed,
                                        **dict(adapter_kwargs or {}))
     clock = clock or SourceClock(market_data.time_ms)
-    if armed:
-        adapter: Any = market_data
-    else:
-        fees = Fees(maker=cp.settings.get("fees.maker", 0.001), taker=cp.settings.get("fees.taker", 0.001))
-        adapter = PaperAdapter(market_data, cash=opts.cash, fees=fees, quote_asset=cp.policy.market.quote or "USDT")
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     store = StateStore(opts.state_dir / "state.sqlite", cp.policy.name, cp.hash)
-    metrics = Metrics(cp.policy.name)
-    if opts.metrics_port is not None:
-        metrics.serve(opts.metrics_port, opts.metrics_host)
-    url = env.get(WEBHOOK_ENV)
-    alerter = Alerter(webhook(url) if url else None)
-    cfg = RuntimeConfig(mode=opts.mode, state_dir=opts.state_dir, live_armed=armed,
-                        cash=None if armed else opts.cash, warmup_bars=opts.warmup_bars)
-    rt = LiveRuntime(cp, adapter, store, cfg, clock, metrics, alerter, log)
     try:
+        if armed:
+            adapter: Any = market_data
+        else:
+            fees = Fees(maker=cp.settings.get("fees.maker", 0.001), taker=cp.settings.get("fees.taker", 0.001))
+            quote = cp.policy.market.quote or "USDT"
+            # a fresh id prefix per session: fill ids must never repeat those of an earlier session
+            adapter = PaperAdapter(market_data, cash=_simulated_account(store, quote, opts.cash), fees=fees,
+                                   seed=random.SystemRandom().getrandbits(64), quote_asset=quote)
+        metrics = Metrics(cp.policy.name)
+        if opts.metrics_port is not None:
+            metrics.serve(opts.metrics_port, opts.metrics_host)
+        url = env.get(WEBHOOK_ENV)
+        alerter = Alerter(webhook(url) if url else None)
+        cfg = RuntimeConfig(mode=opts.mode, state_dir=opts.state_dir, live_armed=armed,
+                            cash=None if armed else opts.cash, warmup_bars=opts.warmup_bars)
+        rt = LiveRuntime(cp, adapter, store, cfg, clock, metrics, alerter, log)
         rt.start()
     except Exception:
         store.close()
         raise
     return rt
+
+
+def _simulated_account(store: Any, quote: str, cash: float) -> float | dict[str, float]:
+    """The paper account's balances: ``cash`` for a new state; after a restart, the stored
+    books (the simulated account lives in memory only, the books are durable)."""
+    state = store.load_state()
+    if state is None:
+        return cash
+    balances = {quote: state.cash}
+    for symbol, p in state.positions.items():
+        base = symbol.split("/")[0]
+        balances[base] = balances.get(base, 0.0) + p.qty
+    return balances

@@ -120,6 +120,7 @@ class Engine:
         d = Decision(snap.now, state=state)
         self._untrusted: set[str] = set()
         bars = self._check_bars(snap, state, d)
+        self._check_quotes(snap, state, d)
         if snap.new_bar and bars:  # a tick with no new candle (all repeats) advances nothing
             self.source.on_bar(bars)
             state.bars_seen += 1
@@ -175,6 +176,22 @@ class Engine:
                 self._untrusted.add(s)
             good[s] = b
         return good
+
+    def _check_quotes(self, snap: Snapshot, state: EngineState, d: Decision) -> None:
+        """A quote whose last price is further than ``bad_tick`` from the last trusted price is
+        a bad print as well (a ticker has no volume to confirm it): the symbol is untrusted
+        this tick, so the quote never marks the account and no entry is made on it."""
+        limit = self.cp.settings.get("bad_tick")
+        if limit is None:
+            return
+        for s, q in snap.quotes.items():
+            last = state.last_price.get(s)
+            if s not in self.index or s in self._untrusted or last is None or last <= 0:
+                continue
+            if math.isfinite(q.last) and q.last > 0 and abs(q.last / last - 1) > limit:
+                self._untrusted.add(s)
+                d.events.append(Event("data", f"{s}: quote at {q.last:.8g} is not trusted (the last trusted price "
+                                      f"is {last:.8g})", {"symbol": s, "problem": "bad_tick"}))
 
     def _trust(self, state: EngineState, s: str, b: Bar, d: Decision) -> bool:
         """Keep the last trusted price: a big move needs volume to be believed. An untrusted

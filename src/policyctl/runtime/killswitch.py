@@ -29,7 +29,10 @@ class KillSwitch:
         signal.signal(signal.SIGUSR1, self._on_signal)
 
     def _on_signal(self, signum: int, frame: object) -> None:
-        self._signalled_ms = wall_ms()
+        # `policyctl kill` writes the file before it signals: the file rules then, and
+        # `policyctl kill --off` releases it. A signal on its own holds until a restart.
+        if not self.path.exists():
+            self._signalled_ms = wall_ms()
 
     def engaged_since(self) -> int | None:
         """When the switch was pulled (epoch ms), or None if it is off."""

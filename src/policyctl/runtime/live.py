@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policyctl.clock import Clock, monotonic
+from policyctl.clock import Clock, monotonic, wall_ms
 from policyctl.exchanges.adapter import AdapterError, ExchangeAdapter, Market, NeedsHuman, Rejected
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.runtime.engine import Decision, Engine
@@ -38,6 +38,8 @@ from policyctl.runtime.state import EngineState
 from policyctl.runtime.store import StateStore
 
 WARMUP_BARS = 500
+CANDLE_PAGE = 1000  # candles a request asks for (Binance's most)
+CATCH_UP_PAGES = 20  # at most this many pages of missed candles in one tick
 
 
 @dataclass
@@ -214,8 +216,7 @@ class LiveRuntime:
         quotes: dict[str, Quote] = {}
         for s in self.cp.symbols:
             last = self.state.last_bar_ts.get(s)
-            since = last + 1 if last is not None else None
-            candles: list[Bar] = self._call("fetch_candles", self.adapter.fetch_candles, s, tf, since, 100) or []
+            candles = self._candles_since(s, tf, last)
             fresh[s] = [b for b in candles if last is None or b.ts > last]
             q = self._call("fetch_quote", self.adapter.fetch_quote, s)
             if q is not None:
@@ -254,6 +255,20 @@ class LiveRuntime:
                         open_orders=tuple(open_orders), fills=tuple(new_fills), markets=markets,
                         api_errors=tuple(self._api_errors), kill_switch=self._blocked(), new_bar=bool(bars))
         return snap, missed
+
+    def _candles_since(self, symbol: str, tf: str, last: int | None) -> list[Bar]:
+        """Every closed candle after ``last`` (the newest page without it), page by page: after
+        a long stop the decision is made on the newest candle, the others are missed bars."""
+        since = last + 1 if last is not None else None
+        out: list[Bar] = []
+        for _ in range(CATCH_UP_PAGES):
+            page: list[Bar] = self._call("fetch_candles", self.adapter.fetch_candles, symbol, tf, since,
+                                         CANDLE_PAGE) or []
+            out += page
+            if since is None or len(page) < CANDLE_PAGE:
+                break
+            since = page[-1].ts + 1
+        return out
 
     def _execute(self, d: Decision, to_send: list[OrderRequest]) -> None:
         for c in d.cancels:
@@ -304,8 +319,12 @@ class LiveRuntime:
 
     # ---- background jobs -----------------------------------------------------------------------
     def reconcile(self) -> None:
-        """Bring the store in line with the exchange: order statuses and fills."""
+        """Bring the store in line with the exchange: order statuses, and the markets' rules and
+        status (a symbol the exchange halts reaches the guard and the breakers)."""
         with self._lock:
+            markets = self._call("load_markets", self.adapter.load_markets)
+            if markets:
+                self.markets.update(markets)
             for o in self.store.orders_in(("submitting", "unknown", "open", "partially_filled")):
                 found = self._call("find_order", self.adapter.find_order, o.client_id, o.symbol)
                 now = self.clock.now_ms()
@@ -323,17 +342,16 @@ class LiveRuntime:
             return
         if self.kill_times is not None:
             return
-        self.kill_times = KillTimes(since, halted_ms=self.clock.now_ms())
+        # the switch is stamped with the wall clock (`policyctl kill`): time the halt on the same clock
+        self.kill_times = KillTimes(since, halted_ms=wall_ms())
         self.alerter.alert("kill_switch", "kill switch engaged: canceling every open order", self.clock.now_ms(),
                            level="critical")
         with self._lock:
-            orders = self._call("fetch_open_orders", self.adapter.fetch_open_orders, self.cp.symbols) or []
-            for o in orders:
-                if self.cfg.mode != "dry-run":
-                    self._call("cancel", self.adapter.cancel, o.client_id, o.symbol)
+            if self.cfg.mode != "dry-run":
+                self._cancel_all()
             left = self._call("fetch_open_orders", self.adapter.fetch_open_orders, self.cp.symbols)
             if left == [] or self.cfg.mode == "dry-run":
-                self.kill_times.canceled_ms = self.clock.now_ms()
+                self.kill_times.canceled_ms = wall_ms()
         name = self.cp.policy.name
         halted = self.kill_times.halted_ms or since
         self.metrics.kill_halt.labels(name).set((halted - since) / 1000)
@@ -341,11 +359,17 @@ class LiveRuntime:
             self.metrics.kill_cancel.labels(name).set((self.kill_times.canceled_ms - since) / 1000)
         self.log.warning(f"kill switch: halted {halted - since} ms after it was pulled")
 
+    def _cancel_all(self) -> None:
+        """Cancel every open order at the exchange; the store records each cancel."""
+        for o in self._call("fetch_open_orders", self.adapter.fetch_open_orders, self.cp.symbols) or []:
+            got = self._call("cancel", self.adapter.cancel, o.client_id, o.symbol)
+            if got is not None:
+                self.store.mark_order(o.client_id, got.status, filled=got.filled, now_ms=self.clock.now_ms())
+
     def shutdown(self, cancel_open: bool) -> None:
         with self._lock:
             if cancel_open and self.cfg.mode != "dry-run":
-                for o in self._call("fetch_open_orders", self.adapter.fetch_open_orders, self.cp.symbols) or []:
-                    self._call("cancel", self.adapter.cancel, o.client_id, o.symbol)
+                self._cancel_all()
             self.store.save_state(self.state, self.clock.now_ms(), reason="shutdown")
             self.store.close()
 
