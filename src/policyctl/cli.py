@@ -383,6 +383,7 @@ def run(policy: Path, mode: str, state_dir: Path, exchange_url: str | None, cash
         for _ in range(ticks):
             rt.tick()
             rt.check_kill()
+            rt.reconcile()
         rt.shutdown(cancel_open=False)
         d = rt.last_decision
         if d is not None:

@@ -307,8 +307,10 @@ def test_insufficient_balance_is_rejected(live: Session) -> None:
     statuses = [e for e in journal_kinds(live.state_dir, "order_status") if e["client_id"] in rejected]
     assert len(statuses) == len(rejected)
     assert all(e["to"] == "rejected" and e["reason"] == "insufficient_funds" for e in statuses)
-    gone = {e["data"]["client_id"] for e in journal_events(live.state_dir) if e["kind"] == "order_gone"}
-    assert set(rejected) - {buys[-1]} <= gone, "the engine forgets a rejected order on the next tick"
+    heard = {e["data"]["client_id"]: e["data"].get("reason") for e in journal_events(live.state_dir)
+             if e["kind"] == "order_rejected"}
+    assert set(rejected) - {buys[-1]} <= set(heard), "the engine hears of a rejection on the next tick"
+    assert {heard[c] for c in set(rejected) & set(heard)} == {"insufficient_funds"}, "with the reason"
     free, locked = live.emu.balances()["USDT"]
     live.emu.set_balance("USDT", free=free + locked, locked=0)
     check_invariants(live)

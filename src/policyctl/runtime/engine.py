@@ -81,6 +81,7 @@ class Decision:
     trading_state: TradingState = TradingState.ACTIVE
     equity: float = NAN
     margins: dict[str, float] = field(default_factory=dict)
+    exposure: dict[str, float] = field(default_factory=dict)  # total, and per symbol, as shares of equity
     state: EngineState = field(default_factory=EngineState)
 
 
@@ -132,9 +133,17 @@ class Engine:
                 continue
             d.events += apply_fill(state, f, bars[f.symbol].ts if f.symbol in bars else
                                    state.last_bar_ts.get(f.symbol, f.ts), self.cooldowns, snap.markets.get(f.symbol))
+        for cid, reason in snap.rejections:  # the exchange refused an order: the engine hears why
+            o = state.pending.pop(cid, None)
+            if o is not None:
+                d.events.append(Event("order_rejected", f"order `{cid}` ({o.kind} {o.side} {o.symbol}) rejected "
+                                      f"by the exchange: {reason}", {"client_id": cid, "reason": reason}))
+                self._record_denial(d, "exchange", o.rule, o.symbol, f"exchange:{reason}",
+                                    f"the exchange rejected the order: {reason}")
         d.events += forget_vanished(state, snap.open_orders, snap.now)
         account = acc.account(snap, state, self.cp, bars, self._untrusted)
         d.equity = account.equity
+        d.exposure = {"total": account.exposure_total, **{s: account.exposure_symbol(s) for s in self.cp.symbols}}
         inputs = acc.state_inputs(snap, state, self.cp, account)
         values = self.source.evaluate(inputs, full=self.explain)
         if math.isfinite(account.equity):
@@ -381,9 +390,13 @@ class Engine:
         return dict(sorted(out.items()))
 
     def _deny(self, t: _Tick, stage: str, rule: str, symbol: str, code: str, message: str) -> None:
+        self._record_denial(t.d, stage, rule, symbol, code, message)
+
+    @staticmethod
+    def _record_denial(d: Decision, stage: str, rule: str, symbol: str, code: str, message: str) -> None:
         entry = {"stage": stage, "rule": rule, "symbol": symbol, "code": code, "message": message}
-        t.d.denials.append(entry)
-        t.d.trace.append({"stage": "denied", **entry})
+        d.denials.append(entry)
+        d.trace.append({"stage": "denied", **entry})
 
     def _order(self, t: _Tick, s: str, side: Side, qty: float, px: float, kind: str, rule: str,
                stop: float | None, take: float | None, strategy: str | None,

@@ -259,6 +259,7 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "api_errors": [int(t) for t in s.api_errors],
         "kill_switch": bool(s.kill_switch),
         "new_bar": bool(s.new_bar),
+        "rejections": [[cid, reason] for cid, reason in s.rejections],
     }
 
 
@@ -275,6 +276,7 @@ def snapshot_from_dict(d: Mapping[str, Any]) -> Snapshot:
         api_errors=tuple(int(t) for t in d.get("api_errors", ())),
         kill_switch=bool(d.get("kill_switch", False)),
         new_bar=bool(d.get("new_bar", True)),
+        rejections=tuple((str(cid), str(reason)) for cid, reason in d.get("rejections", ())),
     )
 
 

@@ -77,6 +77,7 @@ class LiveRuntime:
     last_decision: Decision | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _api_errors: deque[int] = field(default_factory=lambda: deque(maxlen=10_000))
+    _rejections: list[tuple[str, str]] = field(default_factory=list)  # told to the engine next tick
     _last_fill_ms: int | None = None
 
     def __post_init__(self) -> None:
@@ -108,6 +109,8 @@ class LiveRuntime:
         self.markets = self._call("load_markets", self.adapter.load_markets, default={}) or {}
         missing = [s for s in self.cp.symbols if s not in self.markets]
         if missing:
+            if not self.markets:
+                raise RuntimeError("could not load the exchange's markets (is it reachable? see the log)")
             raise RuntimeError(f"the exchange does not list {', '.join(missing)}")
         stored = self.store.load_state()
         if stored is not None:
@@ -253,7 +256,9 @@ class LiveRuntime:
         markets = {s: m.rules for s, m in self.markets.items() if s in self.cp.symbols}
         snap = Snapshot(now=now, bars=bars, quotes=quotes, cash=cash, balances=balances,
                         open_orders=tuple(open_orders), fills=tuple(new_fills), markets=markets,
-                        api_errors=tuple(self._api_errors), kill_switch=self._blocked(), new_bar=bool(bars))
+                        api_errors=tuple(self._api_errors), kill_switch=self._blocked(), new_bar=bool(bars),
+                        rejections=tuple(self._rejections))
+        self._rejections = []
         return snap, missed
 
     def _candles_since(self, symbol: str, tf: str, last: int | None) -> list[Bar]:
@@ -283,6 +288,7 @@ class LiveRuntime:
                 status = self.adapter.place(o)
             except Rejected as e:
                 self.store.mark_order(o.client_id, "rejected", reason=e.reason, now_ms=now)
+                self._rejections.append((o.client_id, e.reason))
                 self.metrics.denials.labels(self.cp.policy.name, f"exchange:{e.reason}").inc()
                 self.log.warning(f"order {o.client_id} rejected by the exchange: {e.reason}")
                 continue
@@ -302,10 +308,14 @@ class LiveRuntime:
         m, name = self.metrics, self.cp.policy.name
         m.decisions.labels(name).inc()
         for x in d.denials:
-            m.denials.labels(name, x["code"]).inc()
+            if not str(x["code"]).startswith("exchange:"):  # counted when the exchange refused it
+                m.denials.labels(name, x["code"]).inc()
         m.set_state(d.trading_state)
         if math.isfinite(d.equity):
             m.equity.labels(name).set(d.equity)
+        for scope, share in d.exposure.items():
+            if math.isfinite(share):
+                m.exposure.labels(name, scope).set(share)
         for cap, margin in d.margins.items():
             m.cap_margin.labels(name, cap).set(margin)
         for b in self.cp.breakers:

@@ -120,6 +120,7 @@ class Snapshot:
     api_errors: tuple[int, ...] = ()  # times of failed exchange requests
     kill_switch: bool = False
     new_bar: bool = True  # False for an intra-bar re-evaluation (after a fill, say)
+    rejections: tuple[tuple[str, str], ...] = ()  # (client id, reason) the exchange refused since
 
 
 @dataclass(frozen=True, slots=True)
