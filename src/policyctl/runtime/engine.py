@@ -81,6 +81,7 @@ class Decision:
     trading_state: TradingState = TradingState.ACTIVE
     equity: float = NAN
     margins: dict[str, float] = field(default_factory=dict)
+    breaker_margins: dict[str, float] = field(default_factory=dict)  # distance to tripping, > 0 is safe
     exposure: dict[str, float] = field(default_factory=dict)  # total, and per symbol, as shares of equity
     state: EngineState = field(default_factory=EngineState)
 
@@ -155,12 +156,26 @@ class Engine:
         d.events += outcome.events
         d.trading_state = outcome.state
         d.trace.append({"stage": "breakers", "state": outcome.state.value, "reasons": list(outcome.reasons)})
+        d.breaker_margins = self._breaker_margins(values)
         self._cancels(snap, state, d)
         ctx = _Tick(snap, state, values, account, bars, d, books_ok)
         flatten = outcome.flatten or any(trip.action == "flatten" for trip in state.trips.values())
         self._exits(ctx, flatten)
         self._entries(ctx)
         return d
+
+    def _breaker_margins(self, values: Values) -> dict[str, float]:
+        """How far each breaker of the form ``x <= t`` (or ``>=``, ``<``, ``>``) is from tripping:
+        ``x - t`` for ``<=``/``<``, ``t - x`` for ``>=``/``>``. Compound conditions are left out."""
+        g = self.cp.graph
+        out: dict[str, float] = {}
+        for b in self.cp.breakers:
+            n = g[b.when]
+            if n.op not in ("le", "lt", "ge", "gt") or any(g[a].per_symbol for a in n.args):
+                continue
+            x, t = (values.get(a) for a in n.args)
+            out[b.name] = x - t if n.op in ("le", "lt") else t - x
+        return out
 
     # ---- stage 1: data -------------------------------------------------------------------
     def _check_bars(self, snap: Snapshot, state: EngineState, d: Decision) -> dict[str, Bar]:

@@ -318,6 +318,9 @@ class LiveRuntime:
                 m.exposure.labels(name, scope).set(share)
         for cap, margin in d.margins.items():
             m.cap_margin.labels(name, cap).set(margin)
+        for breaker, margin in d.breaker_margins.items():
+            if math.isfinite(margin):
+                m.breaker_margin.labels(name, breaker).set(margin)
         for b in self.cp.breakers:
             m.breaker_active.labels(name, b.name).set(1.0 if b.name in self.state.trips else 0.0)
         for ev in d.events:

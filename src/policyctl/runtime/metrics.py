@@ -32,6 +32,9 @@ class Metrics:
                               registry=r)
         self.cap_margin = Gauge("policyctl_cap_margin", "Room left under each cap (limit minus value)",
                                 ["policy", "cap"], registry=r)
+        self.breaker_margin = Gauge("policyctl_breaker_margin",
+                                    "Distance of each breaker's value from its threshold (positive: not tripped)",
+                                    ["policy", "breaker"], registry=r)
         self.breaker_active = Gauge("policyctl_breaker_active", "1 while a breaker is tripped",
                                     ["policy", "breaker"], registry=r)
         self.latency = Histogram("policyctl_tick_seconds", "Tick latency by stage", ["policy", "stage"],
