@@ -12,6 +12,7 @@ status, bad-tick filter, exchange minimums, order rate and duplicate ids apply t
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
@@ -303,7 +304,7 @@ def _rate(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draft:
     if n is None:
         return d
     since = c.now - int(window * 1000)
-    recent = sum(1 for t in c.order_times if t >= since)
+    recent = len(c.order_times) - bisect.bisect_left(c.order_times, since)  # times are in order
     if recent >= n:
         g.deny("order_rate", "rate_limited", f"{recent} orders in the last {window:g}s (max {n:g})")
     return d
