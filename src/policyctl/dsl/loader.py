@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -158,24 +159,15 @@ class Loader:
                 policy.strategies[key.text] = Strategy(
                     key.text, self._setting("budget", budget), key.span
                 )
-        triggers = doc.get("triggers")
-        if isinstance(triggers, YMap):
-            for key, value in triggers.items:
-                t = self._trigger(key, value)
-                if t is not None:
-                    self._add_statement(policy, t)
-        caps = doc.get("caps")
-        if isinstance(caps, YMap):
-            for key, value in caps.items:
-                c = self._cap(key, value)
-                if c is not None:
-                    self._add_statement(policy, c)
-        breakers = doc.get("breakers")
-        if isinstance(breakers, YMap):
-            for key, value in breakers.items:
-                b = self._breaker(key, value)
-                if b is not None:
-                    self._add_statement(policy, b)
+        rule_sections: tuple[tuple[str, Callable[[YScalar, YNode], ast.Statement | None]], ...] = (
+            ("triggers", self._trigger), ("caps", self._cap), ("breakers", self._breaker))
+        for section, build in rule_sections:
+            node = doc.get(section)
+            if isinstance(node, YMap):
+                for key, value in node.items:
+                    stmt = build(key, value)
+                    if stmt is not None:
+                        self._add_statement(policy, stmt)
         for section, target in (("guards", policy.guards), ("execution", policy.execution),
                                 ("cooldowns", policy.cooldowns)):
             node = doc.get(section)

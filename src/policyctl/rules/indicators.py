@@ -585,8 +585,9 @@ class Stdev:
         return _NAN
 
 
-class Highest:
-    """Incremental :func:`highest`: monotonic deque of (bar, value)."""
+class _Extreme:
+    """Incremental rolling extreme: a monotonic deque of (bar, value); ``_keep(a, b)`` says
+    whether an older value ``a`` still matters once ``b`` arrives."""
 
     __slots__ = ("_dq", "_run", "_t", "n")
 
@@ -596,6 +597,10 @@ class Highest:
         self._t = 0
         self._run = 0
 
+    @staticmethod
+    def _keep(older: float, new: float) -> bool:
+        raise NotImplementedError
+
     def update(self, x: float) -> float:
         t = self._t = self._t + 1
         dq = self._dq
@@ -603,7 +608,8 @@ class Highest:
             dq.clear()
             self._run = 0
             return _NAN
-        while dq and dq[-1][1] <= x:
+        keep = self._keep
+        while dq and not keep(dq[-1][1], x):
             dq.pop()
         dq.append((t, x))
         n = self.n
@@ -616,35 +622,24 @@ class Highest:
         return dq[0][1]
 
 
-class Lowest:
-    """Incremental :func:`lowest`: monotonic deque of (bar, value)."""
+class Highest(_Extreme):
+    """Incremental :func:`highest`."""
 
-    __slots__ = ("_dq", "_run", "_t", "n")
+    __slots__ = ()
 
-    def __init__(self, n: int) -> None:
-        self.n = _window(n)
-        self._dq: deque[tuple[int, float]] = deque()
-        self._t = 0
-        self._run = 0
+    @staticmethod
+    def _keep(older: float, new: float) -> bool:
+        return older > new
 
-    def update(self, x: float) -> float:
-        t = self._t = self._t + 1
-        dq = self._dq
-        if not _isfinite(x):
-            dq.clear()
-            self._run = 0
-            return _NAN
-        while dq and dq[-1][1] >= x:
-            dq.pop()
-        dq.append((t, x))
-        n = self.n
-        if dq[0][0] <= t - n:
-            dq.popleft()
-        if self._run < n:
-            self._run += 1
-            if self._run < n:
-                return _NAN
-        return dq[0][1]
+
+class Lowest(_Extreme):
+    """Incremental :func:`lowest`."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _keep(older: float, new: float) -> bool:
+        return older < new
 
 
 class EMA:
