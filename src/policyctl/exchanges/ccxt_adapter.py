@@ -443,33 +443,27 @@ class CcxtAdapter:
     # -- orders ------------------------------------------------------------------------------
 
     def place(self, order: OrderRequest) -> OrderStatus:
+        """Send once; if the answer is lost, look the order up by client id, and send a second
+        time (same client id) only when the exchange has definitely never seen it."""
         self._ensure_markets()
-        try:
-            return self._send(order)
-        except Rejected as err:
-            if err.reason != "duplicate":
-                raise
-            return self._existing(order, err)
-        except Ambiguous as err:
-            found = self._confirm(order, err)
-            if found is not None:
-                return found
-        # definitely absent: one more attempt, with the same client id
-        try:
-            return self._send(order)
-        except Rejected as err:
-            if err.reason != "duplicate":
-                raise
-            return self._existing(order, err)
-        except Ambiguous as err:
-            found = self._confirm(order, err)
-            if found is not None:
-                return found
-            raise Ambiguous(
-                f"orders: {order.client_id} not confirmed after two attempts; look it up before anything else",
-                "orders",
-                err.cause,
-            ) from err
+        for attempt in (1, 2):
+            try:
+                return self._send(order)
+            except Rejected as err:
+                if err.reason != "duplicate":
+                    raise
+                return self._existing(order, err)
+            except Ambiguous as err:
+                found = self._confirm(order, err)
+                if found is not None:
+                    return found
+                if attempt == 2:
+                    raise Ambiguous(
+                        f"orders: {order.client_id} not confirmed after two attempts; look it up before anything else",
+                        "orders",
+                        err.cause,
+                    ) from err
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, order: OrderRequest) -> OrderStatus:
         client = self._client
