@@ -275,13 +275,19 @@ class Loader:
         if expr is not None:
             self._add_statement(policy, ast.Param(key.span, name, expr, key.span))  # type: ignore[arg-type]
 
-    def _trigger(self, key: YScalar, value: YNode) -> ast.Trigger | None:
+    def _when_then(self, value: YNode, then: str) -> tuple[object, object] | None:
+        """A rule's `when:` condition and `then:` action (parsed from entry point ``then``)."""
         if not isinstance(value, YMap):
             return None
         when = self._snippet(value.get("when"), "expr")
-        action = self._snippet(value.get("then"), "action")
-        if when is None or action is None:
+        action = self._snippet(value.get("then"), then)
+        return (when, action) if when is not None and action is not None else None
+
+    def _trigger(self, key: YScalar, value: YNode) -> ast.Trigger | None:
+        parts = self._when_then(value, "action")
+        if parts is None or not isinstance(value, YMap):
             return None
+        when, action = parts
         symbols: tuple[str, ...] = ()
         syms = value.get("symbols")
         if isinstance(syms, YSeq):
@@ -308,12 +314,10 @@ class Loader:
         return ast.Cap(key.span, key.text, expr, inline_mode or mode, strategy, key.span)
 
     def _breaker(self, key: YScalar, value: YNode) -> ast.Breaker | None:
-        if not isinstance(value, YMap):
+        parts = self._when_then(value, "breaker_action")
+        if parts is None:
             return None
-        when = self._snippet(value.get("when"), "expr")
-        action = self._snippet(value.get("then"), "breaker_action")
-        if when is None or action is None:
-            return None
+        when, action = parts
         return ast.Breaker(key.span, key.text, when, action, key.span)  # type: ignore[arg-type]
 
     # -- includes --

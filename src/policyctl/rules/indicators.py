@@ -832,24 +832,13 @@ class CrossesAbove:
         return prev * 0.0  # 0.0, or NaN if prev is NaN
 
 
-class CrossesBelow:
-    """Incremental :func:`crosses_below`: ``update(a, b)``."""
+class CrossesBelow(CrossesAbove):
+    """Incremental :func:`crosses_below`: ``a`` crossing below ``b`` is ``b`` crossing above ``a``."""
 
-    __slots__ = ("_prev",)
-
-    def __init__(self) -> None:
-        self._prev = _NAN  # previous lt(a, b) as 1.0/0.0, NaN if unavailable
+    __slots__ = ()
 
     def update(self, a: float, b: float) -> float:
-        if not (_isfinite(a) and _isfinite(b)):
-            self._prev = _NAN
-            return _NAN
-        prev = self._prev
-        if gt(b, a):
-            self._prev = 1.0
-            return 1.0 - prev
-        self._prev = 0.0
-        return prev * 0.0
+        return CrossesAbove.update(self, b, a)
 
 
 # =========================================================================== registry
