@@ -33,13 +33,25 @@ class Account:
     pending_buys: dict[str, float]  # notional of open buy orders, per symbol
     strategy_exposure: dict[str, float] = field(default_factory=dict)  # notional per strategy
     open: set[str] = field(default_factory=set)  # symbols with an open position (dust is not one)
+    _cache: dict[tuple[str, ...], float] = field(default_factory=dict, repr=False)  # cleared on change
+
+    def add_pending(self, symbol: str, notional: float, strategy: str | None) -> None:
+        """An order just decided: its notional counts as exposure for the next checks."""
+        self.pending_buys[symbol] = self.pending_buys.get(symbol, 0.0) + notional
+        if strategy:
+            self.strategy_exposure[strategy] = self.strategy_exposure.get(strategy, 0.0) + notional
+        self._cache.clear()
 
     def exposure_symbol(self, symbol: str) -> float:
         return _share(self.position_value.get(symbol, 0.0) + self.pending_buys.get(symbol, 0.0), self.equity)
 
     def exposure_of(self, symbols: list[str] | tuple[str, ...]) -> float:
-        total = sum(self.position_value.get(s, 0.0) + self.pending_buys.get(s, 0.0) for s in symbols)
-        return _share(total, self.equity)
+        key = tuple(symbols)
+        got = self._cache.get(key)
+        if got is None:
+            total = sum(self.position_value.get(s, 0.0) + self.pending_buys.get(s, 0.0) for s in symbols)
+            got = self._cache[key] = _share(total, self.equity)
+        return got
 
     @property
     def exposure_total(self) -> float:

@@ -366,10 +366,7 @@ class Engine:
                 spend = None if self.limit_entries else caps.notional * (1 + self.fee)
                 if self._order(t, s, Side.BUY, qty, px, "entry", trig.name, sized.stop, sized.take,
                                trig.strategy, spend=spend, ceiling=caps.room, limit=self.limit_entries):
-                    t.account.pending_buys[s] = t.account.pending_buys.get(s, 0.0) + caps.notional
-                    if trig.strategy:
-                        t.account.strategy_exposure[trig.strategy] = (
-                            t.account.strategy_exposure.get(trig.strategy, 0.0) + caps.notional)
+                    t.account.add_pending(s, caps.notional, trig.strategy)
 
     # ---- shared ----------------------------------------------------------------------------
     def _symbols(self, trig: TriggerInfo) -> tuple[str, ...]:
