@@ -90,8 +90,11 @@ class QuietScanner:
         self.state_nodes = [i for i in live if i in needed and not g[i].market]
         self.eval_nodes = sorted({*self.state_nodes,
                                   *(a for i in self.state_nodes for a in g[i].args if g[a].is_const)})
-        self.given_nodes = sorted({a for i in self.state_nodes for a in g[i].args
-                                   if g[a].market and not g[a].is_const})
+        # market values the scan reads: conditions built from candles alone, and the candle
+        # arguments of state-dependent nodes
+        self.given_nodes = sorted({*(i for i in roots if g[i].market and not g[i].is_const),
+                                   *(a for i in self.state_nodes for a in g[i].args
+                                     if g[a].market and not g[a].is_const)})
         self.keys = {node_state_key(g[i]) if g[i].op in ("field", "window") else "" for i in self.state_nodes
                      if g[i].op in ("field", "window")}
         self.windows = [(str(g[i].attr[0]), float(g[i].attr[1])) for i in live  # type: ignore[arg-type]
