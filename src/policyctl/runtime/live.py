@@ -18,6 +18,7 @@ indicators before the first decision. The kill switch is polled every 200 ms.
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 from collections import deque
@@ -124,6 +125,10 @@ class LiveRuntime:
         self._resolve_leftovers()
         self._warm_up()
         self.metrics.set_state(self.state.trading_state)
+        # everything loaded so far (ccxt, markets, the compiled policy) lives for the whole run:
+        # keep it out of the garbage collector's scans, which would otherwise pause ticks
+        gc.collect()
+        gc.freeze()
 
     def _fresh_state(self) -> EngineState:
         quote = self.cp.policy.market.quote or "USDT"
