@@ -86,6 +86,7 @@ class CapInfo:
     strategy: str | None
     per_symbol: bool
     span: Span
+    limit_per_symbol: bool = False  # the limit depends on the symbol (read from its row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,16 @@ class CompiledPolicy:
     params: dict[str, float] = field(default_factory=dict)
     used_params: set[str] = field(default_factory=set)
     hash: str = ""
+    _cap_order: dict[str | None, list[CapInfo]] = field(default_factory=dict, repr=False)
+
+    def caps_for(self, strategy: str | None) -> list[CapInfo]:
+        """The caps an order of ``strategy`` is checked against: the strategy's own, then the global ones."""
+        got = self._cap_order.get(strategy)
+        if got is None:
+            got = [c for c in self.caps if c.strategy is not None and c.strategy == strategy]
+            got += [c for c in self.caps if c.strategy is None]
+            self._cap_order[strategy] = got
+        return got
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -303,7 +314,7 @@ class Compiler:
             self.graph.output("cap", c.name, role, node)
         self.out.caps.append(CapInfo(
             c.name, name, target, window, "le" if op == "<=" else "lt", metric, limit, when, mode,
-            c.strategy, self.graph[metric].per_symbol, c.span,
+            c.strategy, self.graph[metric].per_symbol, c.span, self.graph[limit].per_symbol,
         ))
 
     def breaker(self, b: ast.Breaker) -> None:

@@ -81,8 +81,7 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
     until = state.cooldowns.get(symbol)
     if until is not None and now < until:
         return _block(out, "cooldown", f"symbol in cooldown for {(until - now) // 1000}s more")
-    ordered = [c for c in cp.caps if c.strategy is not None and c.strategy == strategy]
-    ordered += [c for c in cp.caps if c.strategy is None]
+    ordered = cp.caps_for(strategy)
     # fixed budgets: the strategy's share of equity, and each theme's `max_exposure`
     budgets: list[tuple[str, float, float]] = []
     if strategy is not None and strategy in cp.budgets:
@@ -107,7 +106,7 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
         if proj is None:
             continue
         before, per, scale = proj
-        limit = values.get(cap.limit, i) if cp.graph[cap.limit].per_symbol else values.get(cap.limit)
+        limit = values.rows[i][cap.limit] if cap.limit_per_symbol else values.g[cap.limit]
         if math.isnan(limit) or math.isnan(before) or math.isnan(per):
             return _block(out, cap.name, "cannot be evaluated (inputs unavailable)")
         after = before + out.notional * per if cap.metric in EXPOSURE else before + scale

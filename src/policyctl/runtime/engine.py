@@ -112,6 +112,7 @@ class Engine:
                    if cp.graph[i].op == "window"]
         self.horizon_ms = int(max([*windows, cp.settings.get("order_window", 60.0), 86400.0]) * 1000)
         self.index = {s: i for i, s in enumerate(cp.symbols)}
+        self._per_symbol = frozenset(i for i in cp.graph.reachable() if cp.graph[i].per_symbol)
         self.theme_of = {s: t.name for t in cp.policy.market.themes.values() for s in t.symbols}
 
     # ---- the tick ------------------------------------------------------------------------
@@ -373,8 +374,8 @@ class Engine:
         return trig.symbols or self.cp.symbols
 
     def _fired(self, t: _Tick, trig: TriggerInfo, s: str) -> bool:
-        v = t.values.get(trig.when, self.index[s]) if self.cp.graph[trig.when].per_symbol \
-            else t.values.get(trig.when)
+        w = trig.when
+        v = t.values.rows[self.index[s]][w] if w in self._per_symbol else t.values.g[w]
         if self.explain or v == 1.0:
             entry: dict[str, Any] = {"stage": "trigger", "rule": trig.name, "symbol": s,
                                      "fired": v == 1.0, "value": None if math.isnan(v) else bool(v)}
