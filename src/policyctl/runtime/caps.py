@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from policyctl.rules import ops
+from policyctl.rules import numeric
 from policyctl.rules.compiler import CapInfo, CompiledPolicy
 from policyctl.rules.incremental import Values
 from policyctl.runtime.account import Account, _count_since
@@ -116,8 +116,10 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
             if cap.op == "lt":
                 room *= 1 - 1e-9
             out.room = min(out.room, max(room, 0.0))
-        cmp = ops.le if cap.op == "le" else ops.lt
-        if cmp(after, limit) == 1.0:
+        # NaN is ruled out above; an infinity (overflow) is unavailable too, so it never passes
+        fits = math.isfinite(after) and math.isfinite(limit) and (
+            numeric.le(after, limit) if cap.op == "le" else numeric.lt(after, limit))
+        if fits:
             out.margins[cap.name] = limit - after
             continue
         if cap.mode == "clip" and cap.metric in EXPOSURE:
