@@ -1,9 +1,9 @@
 """The one place that reads the wall clock.
 
 Everything else takes time as an argument: the engine reads ``snapshot.now``, the
-simulator runs on a :class:`SimulatedClock`, and the live runtime injects a
-:class:`WallClock`. Measuring durations (benchmarks, latency metrics) uses ``monotonic``
-from here too, so a grep for clock reads finds this file alone.
+simulator takes it from the bars it replays, and the live runtime uses a :class:`SourceClock`
+(the exchange's time, with the wall clock as fallback). Measuring durations (benchmarks,
+latency metrics) uses ``monotonic`` from here too, so a grep for clock reads finds this file alone.
 """
 
 from __future__ import annotations
@@ -57,20 +57,3 @@ class SourceClock:
         self._last = (ms, monotonic())
         return ms
 
-
-class SimulatedClock:
-    """A clock that moves only when told to: the simulator's and the tests' clock."""
-
-    def __init__(self, start_ms: int = 0):
-        self._now = start_ms
-
-    def now_ms(self) -> int:
-        return self._now
-
-    def set(self, ms: int) -> None:
-        if ms < self._now:
-            raise ValueError("a simulated clock never goes backwards")
-        self._now = ms
-
-    def advance(self, ms: int) -> None:
-        self.set(self._now + ms)

@@ -216,7 +216,3 @@ CAPPABLE_FIELDS = frozenset(
 )
 CAPPABLE_FUNCTIONS = frozenset({"trades"})
 
-
-def lookup_names() -> list[str]:
-    """Every name a policy expression may use (for "did you mean" hints)."""
-    return sorted({*FIELDS, *CONSTANTS, *FUNCTIONS})

@@ -457,13 +457,4 @@ def _kind_words(k: Kind) -> str:
     }[k]
 
 
-def finite_const(low: Lowerer, node: int | None) -> float | None:
-    if node is None:
-        return None
-    n = low.g[node]
-    if n.is_const and math.isfinite(n.value):
-        return n.value
-    return None
-
-
-__all__ = ["BOOL", "MONEY", "Ctx", "Env", "Lowerer", "expect", "finite_const"]
+__all__ = ["BOOL", "MONEY", "Ctx", "Env", "Lowerer", "expect"]

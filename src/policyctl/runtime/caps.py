@@ -138,15 +138,3 @@ def _block(out: CapCheck, name: str, why: str) -> CapCheck:
     out.blocked, out.blocked_by, out.notional = f"cap `{name}`: {why}", name, 0.0
     return out
 
-
-def cap_margins(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState,
-                now: int) -> dict[str, float]:
-    """Distance from every portfolio-wide cap to its limit now (for metrics)."""
-    out: dict[str, float] = {}
-    for cap in cp.caps:
-        if cp.graph[cap.metric_node].per_symbol or cp.graph[cap.limit].per_symbol:
-            continue
-        proj = _projection(cp, cap, acct, state, cp.symbols[0] if cp.symbols else "", now)
-        if proj is not None:
-            out[cap.name] = values.get(cap.limit) - proj[0]
-    return out

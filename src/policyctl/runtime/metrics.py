@@ -19,7 +19,6 @@ class Metrics:
     def __init__(self, policy: str) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        labels = {"policy": policy}
         self.policy = policy
         self.decisions = Counter("policyctl_decisions", "Engine ticks decided", ["policy"], registry=r)
         self.orders = Counter("policyctl_orders", "Orders sent", ["policy", "side", "kind"], registry=r)
@@ -47,7 +46,6 @@ class Metrics:
                                  "Time from kill switch to every order canceled", ["policy"], registry=r)
         self.missed = Counter("policyctl_missed_ticks", "Scheduled ticks missed and coalesced", ["policy"],
                               registry=r)
-        self._labels = labels
         self.set_state(TradingState.ACTIVE)
 
     def set_state(self, state: TradingState) -> None:

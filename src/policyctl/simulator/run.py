@@ -19,7 +19,7 @@ import numpy as np
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.runtime.books import apply_fill
 from policyctl.runtime.engine import Decision, Engine
-from policyctl.runtime.model import Bar, Fill, MarketRules, Quote, Snapshot, TradingState
+from policyctl.runtime.model import Bar, Fill, MarketRules, Quote, Snapshot
 from policyctl.runtime.state import EngineState
 from policyctl.simulator.data import MarketData
 from policyctl.simulator.exchange import FillModel, SimExchange
@@ -201,5 +201,3 @@ class _Runner:
                          self.trips, self.events, ex.fees_paid, ex.slippage_paid, ex.rejected,
                          self.explained, self.decisions)
 
-
-STATE_NAMES = {s.rank: s.value for s in TradingState}
