@@ -121,9 +121,9 @@ class Engine:
         (clone it first to keep the state before the tick)."""
         state.now = snap.now
         d = Decision(snap.now, state=state)
-        self._untrusted: set[str] = set()
-        bars = self._check_bars(snap, state, d)
-        self._check_quotes(snap, state, d)
+        untrusted: set[str] = set()  # symbols whose latest print is not believed this tick
+        bars = self._check_bars(snap, state, d, untrusted)
+        self._check_quotes(snap, state, d, untrusted)
         if snap.new_bar and bars:  # a tick with no new candle (all repeats) advances nothing
             self.source.on_bar(bars)
             state.bars_seen += 1
@@ -143,7 +143,7 @@ class Engine:
                 self._record_denial(d, "exchange", o.rule, o.symbol, f"exchange:{reason}",
                                     f"the exchange rejected the order: {reason}")
         d.events += forget_vanished(state, snap.open_orders, snap.now)
-        account = acc.account(snap, state, self.cp, bars, self._untrusted)
+        account = acc.account(snap, state, self.cp, bars, untrusted)
         d.equity = account.equity
         d.exposure = {"total": account.exposure_total, **{s: account.exposure_symbol(s) for s in self.cp.symbols}}
         inputs = acc.state_inputs(snap, state, self.cp, account)
@@ -159,7 +159,7 @@ class Engine:
         d.trace.append({"stage": "breakers", "state": outcome.state.value, "reasons": list(outcome.reasons)})
         d.breaker_margins = self._breaker_margins(values)
         self._cancels(snap, state, d)
-        ctx = _Tick(snap, state, values, account, bars, d, books_ok)
+        ctx = _Tick(snap, state, values, account, bars, d, books_ok, untrusted)
         flatten = outcome.flatten or any(trip.action == "flatten" for trip in state.trips.values())
         self._exits(ctx, flatten)
         self._entries(ctx)
@@ -179,7 +179,7 @@ class Engine:
         return out
 
     # ---- stage 1: data -------------------------------------------------------------------
-    def _check_bars(self, snap: Snapshot, state: EngineState, d: Decision) -> dict[str, Bar]:
+    def _check_bars(self, snap: Snapshot, state: EngineState, d: Decision, untrusted: set[str]) -> dict[str, Bar]:
         good: dict[str, Bar] = {}
         for s, b in snap.bars.items():
             if s not in self.index:
@@ -198,11 +198,11 @@ class Engine:
                 continue
             state.last_bar_ts[s] = b.ts
             if not self._trust(state, s, b, d):
-                self._untrusted.add(s)
+                untrusted.add(s)
             good[s] = b
         return good
 
-    def _check_quotes(self, snap: Snapshot, state: EngineState, d: Decision) -> None:
+    def _check_quotes(self, snap: Snapshot, state: EngineState, d: Decision, untrusted: set[str]) -> None:
         """A quote whose last price is further than ``bad_tick`` from the last trusted price is
         a bad print as well (a ticker has no volume to confirm it): the symbol is untrusted
         this tick, so the quote never marks the account and no entry is made on it."""
@@ -211,10 +211,10 @@ class Engine:
             return
         for s, q in snap.quotes.items():
             last = state.last_price.get(s)
-            if s not in self.index or s in self._untrusted or last is None or last <= 0:
+            if s not in self.index or s in untrusted or last is None or last <= 0:
                 continue
             if math.isfinite(q.last) and q.last > 0 and abs(q.last / last - 1) > limit:
-                self._untrusted.add(s)
+                untrusted.add(s)
                 d.events.append(Event("data", f"{s}: quote at {q.last:.8g} is not trusted (the last trusted price "
                                       f"is {last:.8g})", {"symbol": s, "problem": "bad_tick"}))
 
@@ -340,7 +340,7 @@ class Engine:
                     self._deny(t, "state", trig.name, s, "books_mismatch",
                                "books disagree with the exchange: no new entries until reconciled")
                     continue
-                others = self._untrusted - {s}  # (its own untrusted print: the guard denies it, precisely)
+                others = t.untrusted - {s}  # (its own untrusted print: the guard denies it, precisely)
                 if others:  # exposure cannot be known: caps would be checked on a guess
                     names = ", ".join(sorted(others))
                     self._deny(t, "state", trig.name, s, "untrusted_price",
@@ -454,6 +454,7 @@ class _Tick:
     bars: dict[str, Bar]
     d: Decision
     books_ok: bool
+    untrusted: set[str]
 
 
 def _describe(g: Any, i: int) -> str:
