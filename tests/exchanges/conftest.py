@@ -6,41 +6,18 @@ Nothing here waits on the wall clock: retry delays and rate-limiter waits go to
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
 import pytest
-from exchange_support import BTC, CLIENT_TIMEOUT_MS, ETH, FakeTime, make_retry, roomy_limiter
+from exchange_support import CLIENT_TIMEOUT_MS, FakeTime, make_retry, roomy_limiter
 
-from policyctl.emulator import EmulatorHandle, start_emulator
+from policyctl.emulator import EmulatorHandle
 from policyctl.exchanges.ccxt_adapter import ENV_API_KEY, ENV_API_SECRET, CcxtAdapter
 from policyctl.exchanges.retry import RetryPolicy
-
-
-@pytest.fixture
-def credentials() -> tuple[str, str]:
-    """Fresh API credentials per test (nothing hard-coded)."""
-    return secrets.token_hex(32), secrets.token_hex(32)
 
 
 @pytest.fixture
 def env(credentials: tuple[str, str]) -> dict[str, str]:
     key, secret = credentials
     return {ENV_API_KEY: key, ENV_API_SECRET: secret}
-
-
-@pytest.fixture
-def emu(credentials: tuple[str, str]) -> Iterator[EmulatorHandle]:
-    key, secret = credentials
-    with start_emulator(
-        markets=[BTC, ETH],
-        api_key=key,
-        secret=secret,
-        balances={"USDT": "10000", "BTC": "1", "ETH": "10"},
-    ) as handle:
-        handle.set_price("BTC/USDT", bid="42000.00", ask="42000.10", last="42000.05", volume="1500")
-        handle.set_price("ETH/BTC", bid="0.05200", ask="0.05201")
-        yield handle
 
 
 @pytest.fixture

@@ -5,36 +5,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from policyctl.emulator import MarketSpec
+from emulator_markets import BTC, CLIENT_TIMEOUT_MS, ETH  # noqa: F401  (re-exported)
 from policyctl.exchanges.ratelimit import RateLimit, RateLimiter
 from policyctl.exchanges.retry import RetryPolicy
 
-# Short client timeout: a held (timeout) request costs well under a second.
-CLIENT_TIMEOUT_MS = 400
 HOLD_S = 1.0  # how long a "timeout" fault holds the response (> the client timeout)
 RNG_SEED = 7
 
-BTC = MarketSpec.create(
-    "BTC/USDT",
-    tick_size="0.01",
-    step_size="0.00001",
-    min_qty="0.00001",
-    max_qty="9000",
-    min_price="0.01",
-    max_price="1000000",
-    min_notional="5",
-)
-ETH = MarketSpec.create(
-    "ETH/BTC",
-    tick_size="0.00001",
-    step_size="0.0001",
-    min_qty="0.0001",
-    max_qty="100000",
-    min_price="0.00001",
-    max_price="922327",
-    min_notional="0.0001",
-    notional_filter="MIN_NOTIONAL",
-)
 
 
 @dataclass

@@ -6,7 +6,6 @@ nothing is shared between tests but the (cached) synthetic candles.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +13,6 @@ import pytest
 from live_support import Session, open_session, start_market
 
 from policyctl.emulator import EmulatorHandle
-
-
-@pytest.fixture
-def credentials() -> tuple[str, str]:
-    """Fresh API credentials per test (nothing hard-coded)."""
-    return secrets.token_hex(24), secrets.token_hex(24)
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""Shared constants for the emulator tests (imported by conftest and the test modules)."""
+"""The markets and client timeout the emulator and adapter tests share."""
 
 from __future__ import annotations
 
 from policyctl.emulator import MarketSpec
 
-# Short client timeout: every fault test finishes in well under a second.
+# Short client timeout: a held (timeout) request costs well under a second.
 CLIENT_TIMEOUT_MS = 400
 
 BTC = MarketSpec.create(
