@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ccxt
 import pytest
-from emulator_support import CLIENT_TIMEOUT_MS
 
+from emulator_markets import CLIENT_TIMEOUT_MS
 from policyctl.emulator import EmulatorHandle
 
 

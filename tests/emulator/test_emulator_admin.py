@@ -15,8 +15,8 @@ from typing import Any
 
 import ccxt
 import pytest
-from emulator_support import BTC, CLIENT_TIMEOUT_MS
 
+from emulator_markets import BTC, CLIENT_TIMEOUT_MS
 from policyctl.emulator import (
     EmulatorHandle,
     describe_file,

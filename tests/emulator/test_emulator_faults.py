@@ -9,8 +9,8 @@ from typing import Literal
 
 import ccxt
 import pytest
-from emulator_support import BTC, CLIENT_TIMEOUT_MS
 
+from emulator_markets import BTC, CLIENT_TIMEOUT_MS
 from policyctl.emulator import EmulatorHandle, ManualClock, start_emulator
 
 

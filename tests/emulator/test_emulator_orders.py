@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from emulator_support import BTC, CLIENT_TIMEOUT_MS
 
+from emulator_markets import BTC, CLIENT_TIMEOUT_MS
 from policyctl.emulator import EmulatorHandle, start_emulator
 
 D = Decimal
