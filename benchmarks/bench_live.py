@@ -25,8 +25,10 @@ makes (the same stages it exports to ``policyctl_tick_seconds``):
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import math
+import pstats
 import secrets
 import socket
 import subprocess
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=300, help="candles replayed through the indicators at start")
     ap.add_argument("--tight", action="store_true",
                     help="keep the tick benchmark's limits: far fewer orders (most entries capped or halted)")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="keep the runtime's state (SQLite and journal) in DIR, for `policyctl replay`")
+    ap.add_argument("--profile", action="store_true", help="profile the engine stage (cProfile) and print its top")
     args = ap.parse_args()
     symbols = gen.SYMBOLS[: args.symbols]
     key, secret = secrets.token_hex(24), secrets.token_hex(24)
@@ -182,7 +187,12 @@ def main() -> int:
             roomy = RateLimit(rate=1e6, burst=1e6)
             log = configure_logging("ERROR", sink=open(folder / "runtime.log", "w"), env=env)  # noqa: SIM115
             t_build = time.perf_counter()
-            rt = build(cp, Options(mode="live", confirm_live=True, exchange_url=url, state_dir=folder / "state",
+            state_dir = args.keep if args.keep is not None else folder / "state"
+            if args.keep is not None:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for f in ("generated.rules", "extra.rules", "policy.yaml"):
+                    (args.keep / f).write_text((folder / f).read_text(encoding="utf-8"), encoding="utf-8")
+            rt = build(cp, Options(mode="live", confirm_live=True, exchange_url=url, state_dir=state_dir,
                                    warmup_bars=args.warmup),
                        env=env, log=log,
                        adapter_kwargs={"timeout_ms": 10_000,
@@ -190,7 +200,12 @@ def main() -> int:
             t_build = time.perf_counter() - t_build
             timer = Timer()
             rt._snapshot = timer.wrap("snapshot", rt._snapshot)  # type: ignore[method-assign]
-            rt.engine.tick = timer.wrap("engine", rt.engine.tick)  # type: ignore[method-assign]
+            engine_tick = rt.engine.tick
+            prof = cProfile.Profile() if args.profile else None
+            if prof is not None:
+                def engine_tick(*a: Any, _f: Callable[..., Any] = rt.engine.tick, **kw: Any) -> Any:
+                    return prof.runcall(_f, *a, **kw)
+            rt.engine.tick = timer.wrap("engine", engine_tick)  # type: ignore[method-assign]
             rt.store.commit_tick = timer.wrap("commit", rt.store.commit_tick)  # type: ignore[method-assign]
             rt._execute = timer.wrap("execute", rt._execute)  # type: ignore[method-assign]
             rt.adapter.place = timer.wrap("place", rt.adapter.place)  # type: ignore[method-assign]
@@ -200,6 +215,7 @@ def main() -> int:
             stages: dict[str, list[float]] = defaultdict(list)
             with_orders: dict[str, list[float]] = defaultdict(list)
             orders = denials = 0
+            codes: Counter[str] = Counter()
             per_tick: list[float] = []
             for _ in range(args.ticks):
                 admin(url, "/_emulator/advance", {"bars": 1})
@@ -217,6 +233,7 @@ def main() -> int:
                     for st in STAGES:
                         with_orders[st].append(timer.now[st])
                 denials += len(d.denials)
+                codes.update(x["code"] for x in d.denials)
                 per_tick.append(float(len(d.orders)))
             requests = {e: (limiter.granted(e) - granted0[e]) / args.ticks for e in granted0}
             rt.shutdown(cancel_open=False)
@@ -231,6 +248,7 @@ def main() -> int:
     print(f"  {sum(1 for _ in with_orders['cycle'])} ticks placed {orders} orders ({filled} filled at the "
           f"emulator), {denials} denials; REST requests per tick: "
           + ", ".join(f"{e} {v:.1f}" for e, v in requests.items()))
+    print("  denials by code: " + ", ".join(f"{c} {k}" for c, k in codes.most_common()))
     print(f"\n  {'ms':<16} {'p50':>9} {'p95':>9} {'p99':>9} {'max':>9}")
     print("all ticks")
     print(row("cycle", cycle))
@@ -251,6 +269,9 @@ def main() -> int:
     verdict = "meets" if pct(eng_ms, 99) < GOAL_MS else ("p50 meets" if pct(eng_ms, 50) < GOAL_MS else "misses")
     print(f"goal: engine < {GOAL_MS:g} ms per tick -> p50 {pct(eng_ms, 50):.3f} ms, p95 {pct(eng_ms, 95):.3f} ms, "
           f"p99 {pct(eng_ms, 99):.3f} ms: {verdict}")
+    if prof is not None:
+        print("\nengine stage profile (cProfile inflates every figure):")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     return 0
 
 

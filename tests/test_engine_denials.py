@@ -375,6 +375,27 @@ def test_cap_with_no_room_blocks(tmp_path: Path) -> None:
     assert den["message"] == "cap `per_asset`: no room left: 0 of 0.0005 used"
 
 
+def test_count_caps_are_checked_before_exposure_caps(tmp_path: Path) -> None:
+    """Both caps refuse the order; the count cap, which no size could satisfy, is named though it
+    comes second in the policy, and the exposure cap it preempted reports no margin."""
+    cp = policy(tmp_path, """
+caps:
+  per_asset: exposure.symbol <= 0.05%
+  no_orders: orders.open <= 0
+execution:
+  min_trade: 10 USDT
+""")
+    d = entry(cp)
+    den = only_denial(d)
+    assert den["code"] == "cap:no_orders"
+    assert den["message"] == "cap `no_orders`: would reach 1, limit 0"
+    assert d.margins == {}
+    # without the count cap, the exposure cap blocks as before
+    cp2 = policy(tmp_path / "2", "caps:\n  per_asset: exposure.symbol <= 0.05%\n"
+                                 "execution:\n  min_trade: 10 USDT\n")
+    assert only_denial(entry(cp2))["code"] == "cap:per_asset"
+
+
 def test_cooldown_after_fill(tmp_path: Path) -> None:
     cp = policy(tmp_path, "cooldowns:\n  after_fill: 1h\n")
     ex = Exchange(cp)

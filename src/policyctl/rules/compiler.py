@@ -113,6 +113,7 @@ class CompiledPolicy:
     used_params: set[str] = field(default_factory=set)
     hash: str = ""
     _cap_order: dict[str | None, list[CapInfo]] = field(default_factory=dict, repr=False)
+    cap_plans: dict[str | None, object] = field(default_factory=dict, repr=False)  # runtime.caps' cache
 
     def caps_for(self, strategy: str | None) -> list[CapInfo]:
         """The caps an order of ``strategy`` is checked against: the strategy's own, then the global ones."""

@@ -34,6 +34,7 @@ class Account:
     strategy_exposure: dict[str, float] = field(default_factory=dict)  # notional per strategy
     open: set[str] = field(default_factory=set)  # symbols with an open position (dust is not one)
     _cache: dict[tuple[str, ...], float] = field(default_factory=dict, repr=False)  # cleared on change
+    _opening: frozenset[str] | None = field(default=None, repr=False)  # cleared on change
 
     def add_pending(self, symbol: str, notional: float, strategy: str | None) -> None:
         """An order just decided: its notional counts as exposure for the next checks."""
@@ -41,6 +42,13 @@ class Account:
         if strategy:
             self.strategy_exposure[strategy] = self.strategy_exposure.get(strategy, 0.0) + notional
         self._cache.clear()
+        self._opening = None
+
+    def held_or_opening(self, state: EngineState) -> frozenset[str]:
+        """Symbols with an open position or a pending buy (this tick's orders included)."""
+        if self._opening is None:
+            self._opening = frozenset(self.open | {o.symbol for o in state.pending.values() if o.side == "buy"})
+        return self._opening
 
     def exposure_symbol(self, symbol: str) -> float:
         return _share(self.position_value.get(symbol, 0.0) + self.pending_buys.get(symbol, 0.0), self.equity)
@@ -51,6 +59,15 @@ class Account:
         if got is None:
             total = sum(self.position_value.get(s, 0.0) + self.pending_buys.get(s, 0.0) for s in symbols)
             got = self._cache[key] = _share(total, self.equity)
+        return got
+
+    def notional_of(self, symbols: tuple[str, ...]) -> float:
+        """Positions plus pending buys of ``symbols``, in the quote currency."""
+        key = ("$", *symbols)
+        got = self._cache.get(key)
+        if got is None:
+            got = self._cache[key] = sum(self.position_value.get(s, 0.0) + self.pending_buys.get(s, 0.0)
+                                         for s in symbols)
         return got
 
     @property

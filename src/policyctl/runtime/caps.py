@@ -2,10 +2,13 @@
 
 Every cap limits one quantity the engine can project (exposure in total, per symbol, per
 theme, a position's value, open positions, open orders, trades per window). The check uses
-the account *after* the order, pending orders included. Caps of the trigger's strategy and
-its budget come first, then the global caps, in policy order. An exposure cap in ``clip``
-mode shrinks the order to fit; anything else blocks. A cap that cannot be evaluated
-blocks: fail closed. Each check reports the margin left, which the metrics export.
+the account *after* the order, pending orders included. The strategy's budget and the
+themes' budgets come first; then the caps on counts (open positions, open orders, trades),
+which cannot clip, so that an order one of them refuses is refused at once, whatever its
+size; then the exposure caps. Within each group the trigger's strategy's caps come before
+the global ones, in policy order. An exposure cap in ``clip`` mode shrinks the order to
+fit; anything else blocks. A cap that cannot be evaluated blocks: fail closed. Each check
+reports the margin left by every cap it passed, which the metrics export.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from policyctl.rules import numeric
 from policyctl.rules.compiler import CapInfo, CompiledPolicy
 from policyctl.rules.incremental import Values
+from policyctl.rules.numeric import REL_TOL
 from policyctl.runtime.account import Account, _count_since
 from policyctl.runtime.state import EngineState
 
@@ -64,8 +67,7 @@ def _projection(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineSt
         return acct.exposure_of(members), per, eq
     if cap.metric == "positions.open":
         # open positions and positions being opened (pending buys, this tick's included)
-        held = set(acct.open)
-        held |= {o.symbol for o in state.pending.values() if o.side == "buy"}
+        held = acct.held_or_opening(state)
         return float(len(held)), 0.0, 0.0 if symbol in held else 1.0  # scale: the step an order adds
     if cap.metric == "orders.open":
         return float(len(state.pending)), 0.0, 1.0
@@ -75,21 +77,42 @@ def _projection(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineSt
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One cap as the check runs it: the cap and the static facts about it, resolved once."""
+
+    cap: CapInfo
+    key: tuple[str, str | None, float | None]  # caps on the same quantity share its projection
+    exposure: bool
+    le: bool
+    clip: bool
+
+
+def _plan(cp: CompiledPolicy, strategy: str | None) -> list[_Step]:
+    """The caps an order of ``strategy`` meets, in the order they are checked (counts first)."""
+    got = cp.cap_plans.get(strategy)
+    if got is None:
+        steps = [_Step(c, (c.metric, c.target, c.window_seconds), c.metric in EXPOSURE, c.op == "le",
+                       c.mode == "clip" and c.metric in EXPOSURE)
+                 for c in cp.caps_for(strategy)]
+        got = cp.cap_plans[strategy] = sorted(steps, key=lambda st: st.exposure)  # stable
+    return got  # type: ignore[no-any-return]
+
+
 def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
                i: int, notional: float, strategy: str | None, now: int, min_trade: float) -> CapCheck:
     out = CapCheck(notional)
     until = state.cooldowns.get(symbol)
     if until is not None and now < until:
         return _block(out, "cooldown", f"symbol in cooldown for {(until - now) // 1000}s more")
-    ordered = cp.caps_for(strategy)
     # fixed budgets: the strategy's share of equity, and each theme's `max_exposure`
     budgets: list[tuple[str, float, float]] = []
     if strategy is not None and strategy in cp.budgets:
         budgets.append((f"budget:{strategy}", cp.budgets[strategy], acct.strategy_exposure.get(strategy, 0.0)))
-    for theme in cp.policy.market.themes.values():
-        if symbol in theme.symbols and theme.name in cp.theme_caps:
-            used = sum(acct.position_value.get(s, 0.0) + acct.pending_buys.get(s, 0.0) for s in theme.symbols)
-            budgets.append((f"theme:{theme.name}", cp.theme_caps[theme.name], used))
+    if cp.theme_caps:
+        for theme in cp.policy.market.themes.values():
+            if symbol in theme.symbols and theme.name in cp.theme_caps:
+                budgets.append((f"theme:{theme.name}", cp.theme_caps[theme.name], acct.notional_of(theme.symbols)))
     for name, share, used in budgets:
         room = share * acct.equity - used
         if not math.isfinite(room):
@@ -101,33 +124,44 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
             out.clips.append({"cap": name, "from": out.notional, "to": room})
             out.notional = room
         out.margins[name] = (room - out.notional) / acct.equity if acct.equity > 0 else math.nan
-    for cap in ordered:
-        proj = _projection(cp, cap, acct, state, symbol, now)
+    row, g, margins = values.rows[i], values.g, out.margins
+    seen: dict[tuple[str, str | None, float | None], tuple[float, float, float] | None] = {}
+    for step in _plan(cp, strategy):
+        cap = step.cap
+        if step.key in seen:
+            proj = seen[step.key]
+        else:
+            proj = seen[step.key] = _projection(cp, cap, acct, state, symbol, now)
         if proj is None:
             continue
         before, per, scale = proj
-        limit = values.rows[i][cap.limit] if cap.limit_per_symbol else values.g[cap.limit]
-        if math.isnan(limit) or math.isnan(before) or math.isnan(per):
+        limit = row[cap.limit] if cap.limit_per_symbol else g[cap.limit]
+        if limit != limit or before != before or per != per:  # NaN
             return _block(out, cap.name, "cannot be evaluated (inputs unavailable)")
-        after = before + out.notional * per if cap.metric in EXPOSURE else before + scale
         room = math.inf
-        if cap.metric in EXPOSURE:
+        if step.exposure:
+            after = before + out.notional * per
             room = (limit - before) / per if per > 0 else 0.0
-            if cap.op == "lt":
+            if not step.le:
                 room *= 1 - 1e-9
             out.room = min(out.room, max(room, 0.0))
-        # NaN is ruled out above; an infinity (overflow) is unavailable too, so it never passes
-        fits = math.isfinite(after) and math.isfinite(limit) and (
-            numeric.le(after, limit) if cap.op == "le" else numeric.lt(after, limit))
-        if fits:
-            out.margins[cap.name] = limit - after
-            continue
-        if cap.mode == "clip" and cap.metric in EXPOSURE:
+        else:
+            after = before + scale
+        # NaN is ruled out above; an infinity (overflow) is unavailable too, so it never passes.
+        # The comparison is numeric.le / numeric.lt, inlined: this loop runs for every cap of
+        # every entry the engine considers.
+        if after - after == 0.0 and limit - limit == 0.0:
+            d = after - limit if step.le else limit - after
+            over = d > REL_TOL * max(abs(after), abs(limit))
+            if not over if step.le else over:
+                margins[cap.name] = limit - after
+                continue
+        if step.clip:
             if room >= max(min_trade, 1e-12):
                 out.clips.append({"cap": cap.name, "from": out.notional, "to": room,
                                   "limit": limit, "before": before})
                 out.notional = room
-                out.margins[cap.name] = 0.0
+                margins[cap.name] = 0.0
                 continue
             return _block(out, cap.name, f"no room left: {before:.4g} of {limit:.4g} used")
         return _block(out, cap.name, f"would reach {after:.4g}, limit {limit:.4g}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -329,9 +330,7 @@ class Engine:
         for trig in self.cp.triggers:
             if trig.action != "buy":
                 continue
-            for s in self._symbols(trig):
-                if not self._fired(t, trig, s):
-                    continue
+            for s in self._firing(t, trig):
                 if t.d.trading_state is not TradingState.ACTIVE:
                     self._deny(t, "state", trig.name, s, t.d.trading_state.value,
                                f"trading state is {t.d.trading_state.value}: no new entries")
@@ -372,6 +371,21 @@ class Engine:
     # ---- shared ----------------------------------------------------------------------------
     def _symbols(self, trig: TriggerInfo) -> tuple[str, ...]:
         return trig.symbols or self.cp.symbols
+
+    def _firing(self, t: _Tick, trig: TriggerInfo) -> Iterator[str]:
+        """The symbols the trigger fires for, in order, each traced as :meth:`_fired` does when
+        it is reached (lazily: the trace keeps its order)."""
+        if self.explain:
+            yield from (s for s in self._symbols(trig) if self._fired(t, trig, s))
+            return
+        w = trig.when
+        per_symbol = w in self._per_symbol
+        rows, index, trace = t.values.rows, self.index, t.d.trace
+        fired_all = not per_symbol and t.values.g[w] == 1.0
+        for s in self._symbols(trig):
+            if fired_all or (per_symbol and rows[index[s]][w] == 1.0):
+                trace.append({"stage": "trigger", "rule": trig.name, "symbol": s, "fired": True, "value": True})
+                yield s
 
     def _fired(self, t: _Tick, trig: TriggerInfo, s: str) -> bool:
         w = trig.when
