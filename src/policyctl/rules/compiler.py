@@ -12,6 +12,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from policyctl.diagnostics import Diagnostics, PolicyError, Span
 from policyctl.dsl import ast
@@ -113,7 +114,7 @@ class CompiledPolicy:
     used_params: set[str] = field(default_factory=set)
     hash: str = ""
     _cap_order: dict[str | None, list[CapInfo]] = field(default_factory=dict, repr=False)
-    cap_plans: dict[str | None, object] = field(default_factory=dict, repr=False)  # runtime.caps' cache
+    cap_plans: dict[str | None, list[Any]] = field(default_factory=dict, repr=False)  # runtime.caps' cache
 
     def caps_for(self, strategy: str | None) -> list[CapInfo]:
         """The caps an order of ``strategy`` is checked against: the strategy's own, then the global ones."""

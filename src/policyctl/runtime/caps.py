@@ -96,7 +96,7 @@ def _plan(cp: CompiledPolicy, strategy: str | None) -> list[_Step]:
                        c.mode == "clip" and c.metric in EXPOSURE)
                  for c in cp.caps_for(strategy)]
         got = cp.cap_plans[strategy] = sorted(steps, key=lambda st: st.exposure)  # stable
-    return got  # type: ignore[no-any-return]
+    return got
 
 
 def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
