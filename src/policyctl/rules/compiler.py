@@ -114,7 +114,7 @@ class CompiledPolicy:
     used_params: set[str] = field(default_factory=set)
     hash: str = ""
     _cap_order: dict[str | None, list[CapInfo]] = field(default_factory=dict, repr=False)
-    cap_plans: dict[str | None, list[Any]] = field(default_factory=dict, repr=False)  # runtime.caps' cache
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # what the runtime derives once per policy
 
     def caps_for(self, strategy: str | None) -> list[CapInfo]:
         """The caps an order of ``strategy`` is checked against: the strategy's own, then the global ones."""

@@ -154,7 +154,9 @@ class _Gen:
         args = [self.ref(a, in_loop, lines, indent) for a in n.args]
         if op in STATEFUL:
             holder = self.ev._holder(n)
-            return f"{holder}[i]({', '.join(args)})" if n.per_symbol else f"{holder}({', '.join(args)})"
+            if op == "cross" and n.attr[0] == "below":  # a crossing below b is b crossing above a
+                args.reverse()
+            return f"{holder}[i].update({', '.join(args)})" if n.per_symbol else f"{holder}({', '.join(args)})"
         kids = [self.g[a] for a in n.args]
         if op == "add":
             return f"({args[0]} + {args[1]})"
@@ -223,6 +225,7 @@ class IncrementalEvaluator:
         self._namespace: dict[str, Any] = {}
         self._markets: set[str] = set()
         self._state_vars: dict[str, str] = {}
+        self._per_symbol_makers: dict[str, Any] = {}
         n, n_sym = len(graph), len(self.symbols)
         self._g: list[float] = [NAN] * n
         self._rows: list[list[float]] = [[NAN] * n for _ in range(n_sym)]
@@ -236,7 +239,7 @@ class IncrementalEvaluator:
 
     def _holder(self, n: GNode) -> str:
         holder = f"st{n.id}"
-        if holder in self._namespace:
+        if holder in self._namespace or holder in self._per_symbol_makers:
             return holder
         if n.op == "ind":
             name, window = n.attr
@@ -245,9 +248,9 @@ class IncrementalEvaluator:
         elif n.op == "shift":
             make = lambda: indicators.Shift(n.attr[0])  # type: ignore[arg-type]  # noqa: E731
         else:
-            make = indicators.CrossesAbove if n.attr[0] == "above" else indicators.CrossesBelow
+            make = indicators.CrossesAbove  # for crosses below too, called with the arguments swapped
         if n.per_symbol:
-            self._namespace[holder] = [make().update for _ in self.symbols]
+            self._per_symbol_makers[holder] = make  # made in _build, symbol by symbol
         else:
             self._namespace[holder] = make().update
         return holder
@@ -275,6 +278,13 @@ class IncrementalEvaluator:
         self.source_fast = _Gen(self, rest, needed).build("_evaluate")
         self.source_full = _Gen(self, rest, set(rest)).build("_evaluate_full")
         ns = self._namespace
+        # one symbol's indicators are made together, in the order a bar updates them, so that
+        # the objects one pass of the per-symbol loop touches lie close together in memory
+        made: dict[str, list[Any]] = {h: [] for h in self._per_symbol_makers}
+        for _ in self.symbols:
+            for h, make in self._per_symbol_makers.items():
+                made[h].append(make())
+        ns.update(made)
         ns.update(
             _nan=NAN, _T=REL_TOL, _R=range(len(self.symbols)), _NANS=[NAN] * len(self.symbols),
             _get=_get, _gt=ops.gt, _not=ops.not_, _eq=ops.eq, _ne=ops.ne, _min=ops.min_,

@@ -87,7 +87,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
-from policyctl.rules.numeric import gt, vgt, vlt
+from policyctl.rules.numeric import REL_TOL, vgt, vlt
 
 __all__ = [
     "ARITY",
@@ -124,6 +124,7 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 _NAN = math.nan
+_INF = math.inf
 _isfinite = math.isfinite
 _fsum = math.fsum
 
@@ -825,7 +826,8 @@ class CrossesAbove:
             self._prev = _NAN
             return _NAN
         prev = self._prev
-        if gt(a, b):
+        d = a - b  # numeric.gt(a, b), inlined: a and b are finite here
+        if d > REL_TOL * max(a if a > 0.0 else -a, b if b > 0.0 else -b) or d == _INF:
             self._prev = 1.0
             return 1.0 - prev  # 1.0 if prev == 0.0, 0.0 if 1.0, NaN if NaN
         self._prev = 0.0
@@ -833,7 +835,8 @@ class CrossesAbove:
 
 
 class CrossesBelow(CrossesAbove):
-    """Incremental :func:`crosses_below`: ``a`` crossing below ``b`` is ``b`` crossing above ``a``."""
+    """Incremental :func:`crosses_below`: ``a`` crossing below ``b`` is ``b`` crossing above ``a``.
+    (The incremental evaluator calls a :class:`CrossesAbove` with the arguments swapped.)"""
 
     __slots__ = ()
 

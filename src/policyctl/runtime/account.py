@@ -137,57 +137,85 @@ def equity_at(state: EngineState, ms: int, fallback: float) -> float:
     return marks[max(i, 0)][1]
 
 
+def _reads(cp: CompiledPolicy) -> tuple[frozenset[str], list[tuple[str, str, float]]]:
+    """The state keys the policy's graph reads, and its windows as (key, function, seconds)."""
+    got: tuple[frozenset[str], list[tuple[str, str, float]]] | None = cp.memo.get("state_reads")
+    if got is None:
+        g = cp.graph
+        keys: set[str] = set()
+        windows: list[tuple[str, str, float]] = []
+        for i in g.reachable():
+            n = g[i]
+            if n.op == "window":
+                windows.append((node_state_key(n), str(n.attr[0]), float(n.attr[1])))  # type: ignore[arg-type]
+            elif n.op == "field" and not n.market:
+                keys.add(str(n.attr[0]))
+                keys.add(node_state_key(n))
+        got = cp.memo["state_reads"] = (frozenset(keys), windows)
+    return got
+
+
 def state_inputs(snap: Snapshot, state: EngineState, cp: CompiledPolicy, acct: Account) -> dict[str, object]:
-    """The ``state`` mapping of one evaluation (keys of ``rules.incremental.state_key``)."""
+    """The ``state`` mapping of one evaluation (keys of ``rules.incremental.state_key``): the
+    keys the policy reads (a key it does not read is unavailable, like any missing key)."""
+    need, windows = _reads(cp)
     syms = cp.symbols
     tf_ms = int(cp.timeframe_seconds * 1000)
     themes = cp.policy.market.themes
-    theme_of = {s: t.name for t in themes.values() for s in t.symbols}
     eq = acct.equity if acct.equity > 0 else NAN
     out: dict[str, object] = {
         "equity": acct.equity,
         "cash": acct.cash,
-        "exposure.total": acct.exposure_total,
+        "exposure.total": acct.exposure_total if math.isfinite(eq) else NAN,
         "positions.open": float(len(acct.open)),
         "orders.open": float(len(state.pending)),
         "drawdown": max(0.0, 1.0 - acct.equity / state.peak_equity) if state.peak_equity > 0 else NAN,
         "kill_switch": 1.0 if snap.kill_switch else 0.0,
     }
     pos = [state.positions.get(s) for s in syms]
-    px = [acct.prices.get(s, NAN) for s in syms]
-    out["position.open"] = [1.0 if s in acct.open else 0.0 for s in syms]
-    out["position.size"] = [p.qty if p else 0.0 for p in pos]
-    out["position.value"] = [acct.position_value.get(s, 0.0) for s in syms]
-    out["position.entry"] = [p.entry if p else NAN for p in pos]
-    out["position.pnl"] = [x / p.entry - 1.0 if p and p.entry > 0 else NAN
-                           for p, x in zip(pos, px, strict=True)]
-    out["position.pnl_amount"] = [p.qty * x - p.cost if p else NAN for p, x in zip(pos, px, strict=True)]
-    out["position.age"] = [(snap.now - p.opened_ms) / 1000.0 if p else NAN for p in pos]
-    bar_ts = [snap.bars[s].ts if s in snap.bars else state.last_bar_ts.get(s, 0) for s in syms]
-    out["position.bars"] = [float((t - p.opened_bar) // tf_ms) if p else NAN
-                            for p, t in zip(pos, bar_ts, strict=True)]
-    out["exposure.symbol"] = [acct.exposure_symbol(s) for s in syms]
-    out["exposure.theme"] = [acct.exposure_of(themes[theme_of[s]].symbols) if s in theme_of else 0.0
-                             for s in syms]
+    if "position.open" in need:
+        out["position.open"] = [1.0 if s in acct.open else 0.0 for s in syms]
+    if "position.size" in need:
+        out["position.size"] = [p.qty if p else 0.0 for p in pos]
+    if "position.value" in need:
+        out["position.value"] = [acct.position_value.get(s, 0.0) for s in syms]
+    if "position.entry" in need:
+        out["position.entry"] = [p.entry if p else NAN for p in pos]
+    if "position.pnl" in need or "position.pnl_amount" in need:
+        px = [acct.prices.get(s, NAN) for s in syms]
+        out["position.pnl"] = [x / p.entry - 1.0 if p and p.entry > 0 else NAN
+                               for p, x in zip(pos, px, strict=True)]
+        out["position.pnl_amount"] = [p.qty * x - p.cost if p else NAN for p, x in zip(pos, px, strict=True)]
+    if "position.age" in need:
+        out["position.age"] = [(snap.now - p.opened_ms) / 1000.0 if p else NAN for p in pos]
+    if "position.bars" in need:
+        bar_ts = [snap.bars[s].ts if s in snap.bars else state.last_bar_ts.get(s, 0) for s in syms]
+        out["position.bars"] = [float((t - p.opened_bar) // tf_ms) if p else NAN
+                                for p, t in zip(pos, bar_ts, strict=True)]
+    if "exposure.symbol" in need:
+        out["exposure.symbol"] = [acct.exposure_symbol(s) for s in syms]
+    if "exposure.theme" in need:
+        theme_of = {s: t.name for t in themes.values() for s in t.symbols}
+        out["exposure.theme"] = [acct.exposure_of(themes[theme_of[s]].symbols) if s in theme_of else 0.0
+                                 for s in syms]
     for t in themes.values():
-        out[f"exposure.theme@{t.name}"] = acct.exposure_of(t.symbols)
-    out["data_age"] = [acct.price_age.get(s, 1 << 62) / 1000.0 for s in syms]
-    spreads = []
-    for s in syms:
-        q = snap.quotes.get(s)
-        spreads.append((q.ask - q.bid) / q.mid if q is not None and q.mid > 0 and q.ask >= q.bid else NAN)
-    out["spread"] = spreads
-    status = [snap.markets[s].status if s in snap.markets else "trading" for s in syms]
-    out["product.halted"] = [1.0 if st == "halted" else 0.0 for st in status]
-    out["product.cancel_only"] = [1.0 if st == "cancel_only" else 0.0 for st in status]
-    out["product.post_only"] = [1.0 if st == "post_only" else 0.0 for st in status]
-    g = cp.graph
-    api = sorted(snap.api_errors)
-    for i in g.reachable():
-        n = g[i]
-        if n.op != "window":
-            continue
-        func, seconds = str(n.attr[0]), float(n.attr[1])  # type: ignore[arg-type]
+        if f"exposure.theme@{t.name}" in need:
+            out[f"exposure.theme@{t.name}"] = acct.exposure_of(t.symbols)
+    if "data_age" in need:
+        out["data_age"] = [acct.price_age.get(s, 1 << 62) / 1000.0 for s in syms]
+    if "spread" in need:
+        spreads = []
+        for s in syms:
+            q = snap.quotes.get(s)
+            spreads.append((q.ask - q.bid) / q.mid if q is not None and q.mid > 0 and q.ask >= q.bid else NAN)
+        out["spread"] = spreads
+    if need & {"product.halted", "product.cancel_only", "product.post_only"}:
+        status = [snap.markets[s].status if s in snap.markets else "trading" for s in syms]
+        out["product.halted"] = [1.0 if st == "halted" else 0.0 for st in status]
+        out["product.cancel_only"] = [1.0 if st == "cancel_only" else 0.0 for st in status]
+        out["product.post_only"] = [1.0 if st == "post_only" else 0.0 for st in status]
+    api = sorted(snap.api_errors) if windows else []
+    for key, func, seconds in windows:
         since = snap.now - int(seconds * 1000)
         if func == "trades":
             v = _count_since(state.trade_times, since)
@@ -199,8 +227,5 @@ def state_inputs(snap: Snapshot, state: EngineState, cp: CompiledPolicy, acct: A
             start = equity_at(state, since, acct.equity)
             v = acct.equity - start if func == "pnl_amount" else (
                 (acct.equity - start) / start if start > 0 else NAN)
-        out[node_state_key(n)] = v
-    if not math.isfinite(eq):
-        for k in ("exposure.total",):
-            out[k] = NAN
+        out[key] = v
     return out

@@ -90,12 +90,12 @@ class _Step:
 
 def _plan(cp: CompiledPolicy, strategy: str | None) -> list[_Step]:
     """The caps an order of ``strategy`` meets, in the order they are checked (counts first)."""
-    got = cp.cap_plans.get(strategy)
+    got: list[_Step] | None = cp.memo.get(("caps", strategy))
     if got is None:
         steps = [_Step(c, (c.metric, c.target, c.window_seconds), c.metric in EXPOSURE, c.op == "le",
                        c.mode == "clip" and c.metric in EXPOSURE)
                  for c in cp.caps_for(strategy)]
-        got = cp.cap_plans[strategy] = sorted(steps, key=lambda st: st.exposure)  # stable
+        got = cp.memo["caps", strategy] = sorted(steps, key=lambda st: st.exposure)  # stable
     return got
 
 
