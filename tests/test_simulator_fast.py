@@ -7,19 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyctl.rules.compiler import load_and_compile
-from policyctl.simulator.run import SimConfig, simulate
+from helpers import compile_ok
+from policyctl.rules.compiler import CompiledPolicy, load_and_compile
+from policyctl.simulator.run import SimConfig, SimResult, simulate
 from policyctl.simulator.synthetic import synthetic_market
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = sorted(p.name for p in (ROOT / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("seed", [3, 42])
-def test_fast_path_equals_plain_loop(policy: str, seed: int) -> None:
-    cp = load_and_compile(ROOT / "policies" / policy)
-    md = synthetic_market(seed, bars=2500, timeframe=cp.policy.market.timeframe, symbols=cp.symbols)
+def assert_fast_equals_plain(cp: CompiledPolicy, seed: int, bars: int = 2500) -> tuple[SimResult, SimResult]:
+    md = synthetic_market(seed, bars=bars, timeframe=cp.policy.market.timeframe, symbols=cp.symbols)
     cfg = SimConfig(seed=seed)
     slow = simulate(cp, md, cfg, fast=False)
     fast = simulate(cp, md, cfg, fast=True)
@@ -30,10 +28,57 @@ def test_fast_path_equals_plain_loop(policy: str, seed: int) -> None:
     assert fast.denials == slow.denials
     assert fast.breaker_trips == slow.breaker_trips
     assert fast.events == slow.events
+    assert slow.decisions == len(md.timestamps)
+    return fast, slow
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("seed", [3, 42])
+def test_fast_path_equals_plain_loop(policy: str, seed: int) -> None:
+    fast, slow = assert_fast_equals_plain(load_and_compile(ROOT / "policies" / policy), seed)
     # and it is fast: most bars are provably quiet (a scan that cannot read a condition would
     # tick the engine on every bar, still correct but slow)
-    assert slow.decisions == len(md.timestamps)
     assert fast.decisions < slow.decisions / 2, (fast.decisions, slow.decisions)
+
+
+# Triggers and breakers reading (nearly) every account value, on three symbols with a theme:
+# the scan builds each lazily, as a constant when it is one over the segment.
+EVERY_VALUE = """
+triggers:
+  entry:
+    when: >-
+      not position.open
+      and close > sma(close, 10) and rsi(close, 14) < 60
+      and trades(1h) < 4 and exposure.total < 60% and exposure.theme < 50%
+      and equity > 1000 USDT and cash > 100 USDT and positions.open < 3
+    then: buy 10% of equity stop 1%
+  exit:
+    when: >-
+      position.open
+      and (position.pnl >= 1.5% or position.pnl <= -1% or position.bars >= 40
+           or position.age >= 3h or position.pnl_amount <= -30 USDT
+           or position.value > 2000 USDT or position.size * close > 2500 USDT
+           or exposure.symbol > 30% or spread > 1%)
+    then: close
+breakers:
+  majors: {when: exposure.theme of "majors" > 95%, then: pause for 1h}
+  drawdown: {when: drawdown >= 4%, then: reduce_only for 2h}
+  loss: {when: pnl_amount(1d) <= -150 USDT or pnl(4h) <= -1.5%, then: halt for 6h}
+  streak: {when: stoplosses(2h) >= 1, then: pause for 1h}
+  busy: {when: trades(30m) >= 5, then: pause for 30m}
+  held: {when: any(position.open and close < 0.995 * position.entry), then: pause for 1h}
+"""
+
+
+@pytest.mark.parametrize("seed", [3, 42])
+def test_fast_path_equals_plain_loop_on_every_account_value(tmp_path: Path, seed: int) -> None:
+    """Its breakers are tight: they trip (all but `majors`) and hold, so many bars are events.
+    Also a regression: the fast path booked a bar's fills in the exchange's order, the engine
+    in (ts, id) order, so three positions sat in another order in the books and the equity of
+    a quiet bar, their sum, differed in the last bit (seed 42)."""
+    cp = compile_ok(tmp_path, EVERY_VALUE, symbols=("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+                    market_extra="themes:\n  majors: {symbols: [BTC/USDT, ETH/USDT]}\n")
+    assert_fast_equals_plain(cp, seed, bars=3000)
 
 
 def test_candle_only_breaker_does_not_force_ticks() -> None:

@@ -98,59 +98,54 @@ def ne(a: float, b: float) -> bool:
 # --------------------------------------------------------------------------- vectorized
 
 
-def _vgt_bool(a: FloatArray, b: FloatArray) -> npt.NDArray[np.bool_]:
+def _diff_tol(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """``a - b`` and the tolerance. ``b - a`` is exactly ``-(a - b)``, so ``lt(a, b)`` is
+    ``d < -tol``. The tolerance is finite exactly where both inputs are (NaN or an infinity
+    makes it NaN or infinite), and only there is the result a decision: see :func:`_finish`.
+    (An overflowing difference of finite inputs is infinite and beats any finite tolerance.)"""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        d = a - b
-        tol = REL_TOL * np.maximum(np.abs(a), np.abs(b))
-        res: npt.NDArray[np.bool_] = (d > tol) | (d == _INF)
-    return res
+        return x - y, REL_TOL * np.maximum(np.abs(x), np.abs(y))
 
 
-def _prepare(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-    return np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-
-
-def _finish(res: npt.NDArray[np.bool_], a: FloatArray, b: FloatArray) -> FloatArray:
+def _finish(res: npt.NDArray[np.bool_], tol: FloatArray) -> FloatArray:
     """The policy engine treats a non-finite value (NaN, or an infinity from an overflow) as
     unavailable: any comparison with one is unavailable too."""
-    out = res.astype(np.float64)
-    bad = ~(np.isfinite(a) & np.isfinite(b))
-    if bad.any():
-        out = np.where(bad, np.nan, out)
+    out: FloatArray = np.where(np.isfinite(tol), res, np.nan)
     return out
 
 
 def vgt(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     """Element-wise :func:`gt`: 1.0 / 0.0, NaN where either input is NaN."""
-    x, y = _prepare(a, b)
-    return _finish(_vgt_bool(x, y), x, y)
+    d, tol = _diff_tol(a, b)
+    return _finish(d > tol, tol)
 
 
 def vlt(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     """Element-wise :func:`lt`: 1.0 / 0.0, NaN where either input is NaN."""
-    x, y = _prepare(a, b)
-    return _finish(_vgt_bool(y, x), x, y)
+    d, tol = _diff_tol(a, b)
+    return _finish(d < -tol, tol)
 
 
 def vge(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     """Element-wise :func:`ge`: 1.0 / 0.0, NaN where either input is NaN."""
-    x, y = _prepare(a, b)
-    return _finish(~_vgt_bool(y, x), x, y)
+    d, tol = _diff_tol(a, b)
+    return _finish(d >= -tol, tol)
 
 
 def vle(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     """Element-wise :func:`le`: 1.0 / 0.0, NaN where either input is NaN."""
-    x, y = _prepare(a, b)
-    return _finish(~_vgt_bool(x, y), x, y)
+    d, tol = _diff_tol(a, b)
+    return _finish(d <= tol, tol)
 
 
 def veq(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     """Element-wise :func:`eq`: 1.0 / 0.0, NaN where either input is NaN."""
-    x, y = _prepare(a, b)
-    return _finish(~(_vgt_bool(x, y) | _vgt_bool(y, x)), x, y)
+    d, tol = _diff_tol(a, b)
+    return _finish((d <= tol) & (d >= -tol), tol)
 
 
 def vne(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     """Element-wise :func:`ne`: 1.0 / 0.0, NaN where either input is NaN."""
-    x, y = _prepare(a, b)
-    return _finish(_vgt_bool(x, y) | _vgt_bool(y, x), x, y)
+    d, tol = _diff_tol(a, b)
+    return _finish((d > tol) | (d < -tol), tol)

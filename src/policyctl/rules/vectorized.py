@@ -13,14 +13,16 @@ keys of :func:`~policyctl.rules.incremental.state_key` to a scalar, a ``(bars,)`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from policyctl.rules import indicators, numeric
-from policyctl.rules.graph import Graph
+from policyctl.rules import indicators, numeric, ops
+from policyctl.rules.graph import GNode, Graph
 from policyctl.rules.incremental import MARKET_FIELDS, node_state_key
 
 Array = npt.NDArray[np.float64]
@@ -127,46 +129,157 @@ def evaluate(
             r = state_value(node_state_key(n), False, None)
         elif op in ("ind", "shift", "cross"):
             r = _series_op(n.op, n.attr, a, n.per_symbol, n_sym)
-        elif op in _CMP:
-            r = _CMP[op](a[0], a[1])
-        elif op == "add":
-            r = a[0] + a[1]
-        elif op == "sub":
-            r = a[0] - a[1]
-        elif op == "mul":
-            r = a[0] * a[1]
-        elif op == "div":
-            r = _div(a[0], a[1])
-        elif op == "neg":
-            r = -a[0]
-        elif op == "abs":
-            r = np.abs(a[0])
-        elif op == "and":
-            r = _and(a[0], a[1])
-        elif op == "or":
-            r = _or(a[0], a[1])
-        elif op == "not":
-            r = 1.0 - a[0]
-        elif op == "min":
-            r = a[0]
-            for x in a[1:]:
-                r = np.minimum(r, x)
-        elif op == "max":
-            r = a[0]
-            for x in a[1:]:
-                r = np.maximum(r, x)
-        elif op == "clamp":
-            r = np.minimum(np.maximum(a[0], a[1]), a[2])
-        elif op == "any":
-            r = _any(a[0])
-        elif op == "all":
-            r = _all(a[0])
-        else:  # pragma: no cover - the compiler emits no other ops
-            raise ValueError(f"unknown op {op}")
+        else:
+            r = _pure(op, a)
         if n.per_symbol:
             r = _rows(np.asarray(r, dtype=np.float64), n_sym)
         out[i] = r
     return out
+
+
+def _pure(op: str, a: Sequence[Any]) -> Array:
+    """A pure operator, element-wise (arguments are arrays, or floats that broadcast)."""
+    if op in _CMP:
+        return _CMP[op](a[0], a[1])
+    if op == "add":
+        return cast(Array, a[0] + a[1])
+    if op == "sub":
+        return cast(Array, a[0] - a[1])
+    if op == "mul":
+        return cast(Array, a[0] * a[1])
+    if op == "div":
+        return _div(a[0], a[1])
+    if op == "neg":
+        return cast(Array, -a[0])
+    if op == "abs":
+        return np.abs(a[0])
+    if op == "and":
+        return _and(a[0], a[1])
+    if op == "or":
+        return _or(a[0], a[1])
+    if op == "not":
+        return cast(Array, 1.0 - a[0])
+    if op == "min":
+        r = a[0]
+        for x in a[1:]:
+            r = np.minimum(r, x)
+        return cast(Array, r)
+    if op == "max":
+        r = a[0]
+        for x in a[1:]:
+            r = np.maximum(r, x)
+        return cast(Array, r)
+    if op == "clamp":
+        return np.minimum(np.maximum(a[0], a[1]), a[2])
+    if op == "any":
+        return _any(a[0])
+    if op == "all":
+        return _all(a[0])
+    raise ValueError(f"unknown op {op}")  # pragma: no cover - the compiler emits no other ops
+
+
+def _sdiv(a: float, b: float) -> float:
+    return NAN if b == 0.0 else a / b
+
+
+def _extreme(f: Any) -> Callable[..., float]:
+    return lambda *xs: float(functools.reduce(f, xs))
+
+
+# The pure operators on one value each, equal to the vectorized ones above bit for bit at
+# every input (``tests/test_vectorized_partial.py``): comparisons and logic are ``rules.ops``
+# (non-finite compares unavailable, Kleene logic); arithmetic is plain IEEE arithmetic, as
+# numpy's, which keeps an overflow's infinity (``rules.ops.PURE`` folds it to NaN, the
+# evaluators do not); min and max are numpy's (which zero of 0.0 and -0.0 they keep).
+_SCALAR: dict[str, Callable[..., float]] = {
+    "gt": ops.gt, "ge": ops.ge, "lt": ops.lt, "le": ops.le, "eq": ops.eq, "ne": ops.ne,
+    "and": ops.and_, "or": ops.or_, "not": ops.not_,
+    "any": lambda x: ops.any_([x]), "all": lambda x: ops.all_([x]),
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": _sdiv,
+    "neg": operator.neg, "abs": abs,
+    "min": _extreme(np.minimum), "max": _extreme(np.maximum),
+    "clamp": lambda x, lo, hi: float(np.minimum(np.maximum(x, lo), hi)),
+}
+_DECISIVE = {"and": 0.0, "or": 1.0}  # 0 and x = 0, 1 or x = 1, for every x (unavailable too)
+_LOGICAL = frozenset({*_CMP, "and", "or", "any", "all"})  # values 1, 0 or NaN only, whatever the inputs
+
+Value = Array | float
+"""A node's value over a segment of bars: a float when it is the same at every bar (and for
+every symbol), else an array broadcasting against ``(symbols, bars)``: ``(bars,)`` for a
+portfolio-wide value, ``(symbols, bars)`` or ``(symbols, 1)`` (the same at every bar) for a
+per-symbol one."""
+
+
+class Partial:
+    """Partial evaluation over a segment of bars, on demand, from the values asked for.
+
+    Inputs come from ``source(i)``: the value of node ``i`` as it is read (a state field, a
+    window, a market value computed beforehand over the whole series), or None to compute it
+    from its arguments. Inputs that are constant over the segment are floats, and an operator
+    on floats alone is computed once with the scalar functions; any array makes it the
+    vectorized operator, the floats broadcasting. Either way, every bar gets the value
+    :func:`evaluate` gives it. ``and`` with a constant false operand is false and ``or`` with
+    a constant true one is true without evaluating the other operand (Kleene: ``false and
+    unavailable`` is false), so a condition gated by a constant (``not position.open and ...``
+    while a position is held) costs nothing; and ``true and x`` is ``x`` itself when ``x`` can
+    only be 1, 0 or NaN.
+    """
+
+    def __init__(self, graph: Graph, n_sym: int, bars: int, source: Callable[[int], Value | None]):
+        self.nodes, self.n_sym, self.bars, self.source = graph.nodes, n_sym, bars, source
+        self.values: dict[int, Value] = {}
+
+    def value(self, i: int) -> Value:
+        v = self.values.get(i)
+        if v is None:
+            v = self.source(i)
+            if v is None:
+                n = self.nodes[i]
+                d = _DECISIVE.get(n.op)
+                if n.is_const:
+                    v = n.value
+                elif d is None:
+                    v = self._apply(n, [self.value(a) for a in n.args])
+                else:  # one operand at a time: a constant one may decide
+                    x = self.value(n.args[0])
+                    if not isinstance(x, np.ndarray) and x == d:
+                        v = d
+                    else:
+                        y = self.value(n.args[1])
+                        v = d if not isinstance(y, np.ndarray) and y == d else self._logic(n, x, y, 1.0 - d)
+            self.values[i] = v
+        return v
+
+    def _logic(self, n: GNode, x: Value, y: Value, neutral: float) -> Value:
+        """``x and y`` (``neutral`` 1) or ``x or y`` (``neutral`` 0): with a neutral constant,
+        the other operand, when an operator that only gives 1, 0 or NaN computed it."""
+        if not isinstance(x, np.ndarray) and x == neutral and self.nodes[n.args[1]].op in _LOGICAL:
+            return self._shaped(n, y)
+        if not isinstance(y, np.ndarray) and y == neutral and self.nodes[n.args[0]].op in _LOGICAL:
+            return self._shaped(n, x)
+        return self._apply(n, [x, y])
+
+    def _apply(self, n: GNode, a: list[Value]) -> Value:
+        op = n.op
+        if op in _SCALAR and not any(isinstance(x, np.ndarray) for x in a):
+            return _SCALAR[op](*a)
+        if op in ("ind", "shift", "cross"):  # never over a segment in practice: series are market values
+            full = [np.broadcast_to(x, np.broadcast_shapes(np.shape(x), (self.bars,))) for x in a]
+            r = _series_op(op, n.attr, full, n.per_symbol, self.n_sym)
+        else:
+            r = _pure(op, a)
+        return self._shaped(n, r)
+
+    def _shaped(self, n: GNode, r: Value) -> Value:
+        """A one-element array as a float; a per-symbol value that came out per bar only
+        (from a constant per-symbol operand) as a row per symbol, for ``any``/``all``."""
+        if not isinstance(r, np.ndarray):
+            return r
+        if r.size == 1:
+            return float(r.reshape(-1)[0])
+        if n.per_symbol and r.ndim == 1:
+            return _rows(r, self.n_sym)
+        return r
 
 
 def _series_op(op: str, attr: tuple[Any, ...], a: list[Array], per_symbol: bool, n_sym: int) -> Array:

@@ -3,12 +3,19 @@
 Most bars change nothing: no rule fires, no breaker trips, nothing fills. Between two
 events the books are frozen (no open orders, the same positions and cash), so every
 account value the policy can read (equity, exposure, position PnL, drawdown, windows over
-fills and equity) is a vectorizable function of the candles. :class:`QuietScanner`
-evaluates the whole policy over a segment of bars with numpy, market values coming from
-one pass over the whole series (:class:`Precomputed`), and returns the first bar where
-anything could happen. The bars before it are provably quiet: the engine would decide
-nothing on them, so the simulator only updates the few counters a tick keeps (last prices,
-volume average, peak equity) and ticks the engine on the event bar itself.
+fills and equity) is a vectorizable function of the candles, and many are constants.
+:class:`QuietScanner` evaluates the trigger and breaker conditions over a segment of bars
+and returns the first bar where anything could happen. The bars before it are provably
+quiet: the engine would decide nothing on them, so the simulator only updates the few
+counters a tick keeps (last prices, volume average, peak equity) and ticks the engine on
+the event bar itself.
+
+What does not depend on the books (candle values, from one pass over the whole series in
+:class:`Precomputed`) is evaluated once. The rest is evaluated per segment by
+:class:`~policyctl.rules.vectorized.Partial`, on demand from the conditions: the account
+values (:class:`Segment`) are floats where they are constant over the segment (position
+flags and entries, cash, equity when flat, most windows), so a condition like ``position.open
+and ...`` folds to false at once when flat, and arrays are built only for what is read.
 
 ``tests/test_simulator_fast.py`` holds the fast path to the plain bar-by-bar loop: same
 fills, same equity, same denials, on every policy in ``policies/``.
@@ -16,18 +23,18 @@ fills, same equity, same denials, on every policy in ``policies/``.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 from scipy.signal import lfilter
 
 from policyctl.rules import vectorized
-from policyctl.rules.compiler import CompiledPolicy
+from policyctl.rules.compiler import BreakerInfo, CompiledPolicy, TriggerInfo
 from policyctl.rules.incremental import IncrementalEvaluator, Values, node_state_key
 from policyctl.runtime.model import BREAKER_STATES, Bar, TradingState
-from policyctl.runtime.state import EngineState
+from policyctl.runtime.state import EngineState, Position
 from policyctl.simulator.data import MarketData
 
 FIELDS = ("open", "high", "low", "close", "volume")
@@ -77,163 +84,100 @@ class QuietScanner:
         self.ts = np.asarray(data.timestamps, dtype=np.int64)
         self.now = self.ts + self.tf
         live = g.reachable()
-        # only what can make something happen: trigger and breaker conditions (caps matter only
-        # when an order is sized, which happens on an event bar, in a full engine tick)
-        roots = [t.when for t in cp.triggers] + [b.when for b in cp.breakers]
-        needed: set[int] = set()
-        stack = list(roots)
-        while stack:
-            i = stack.pop()
-            if i not in needed:
-                needed.add(i)
-                stack.extend(g[i].args)
-        self.state_nodes = [i for i in live if i in needed and not g[i].market]
-        self.eval_nodes = sorted({*self.state_nodes,
-                                  *(a for i in self.state_nodes for a in g[i].args if g[a].is_const)})
-        # market values the scan reads: conditions built from candles alone, and the candle
-        # arguments of state-dependent nodes
-        self.given_nodes = sorted({*(i for i in roots if g[i].market and not g[i].is_const),
-                                   *(a for i in self.state_nodes for a in g[i].args
-                                     if g[a].market and not g[a].is_const)})
-        self.keys = {node_state_key(g[i]) if g[i].op in ("field", "window") else "" for i in self.state_nodes
-                     if g[i].op in ("field", "window")}
-        self.windows = [(str(g[i].attr[0]), float(g[i].attr[1])) for i in live  # type: ignore[arg-type]
-                        if g[i].op == "window"]
-        self.pnl_windows = sorted({w for f, w in self.windows if f in ("pnl", "pnl_amount")})
+        # how the scan reads the account: a state field or window node -> (state key, symbol row)
+        reads: dict[int, tuple[str, int | None]] = {}
+        for i in live:
+            n = g[i]
+            if n.op == "window":
+                reads[i] = (node_state_key(n), None)
+            elif n.op == "field" and not n.market:
+                name, target = str(n.attr[0]), n.attr[1]
+                tix = self.index.get(target) if isinstance(target, str) else None
+                named_theme = target is not None and tix is None
+                reads[i] = (node_state_key(n), None) if named_theme else (name, tix)
+        # window key -> (function, seconds, bars back the engine's equity lookup goes)
+        self.windows: dict[str, tuple[str, float, int]] = {}
+        for i in live:
+            if g[i].op == "window":
+                func, w = str(g[i].attr[0]), float(g[i].attr[1])  # type: ignore[arg-type]
+                self.windows[node_state_key(g[i])] = (func, w, math.ceil(w * 1000 / self.tf))
+        self.pnl_windows = sorted({w for f, w, _ in self.windows.values() if f in ("pnl", "pnl_amount")})
+        themes = cp.policy.market.themes
+        self.exposure_keys = {"exposure.total", "exposure.symbol"} | (
+            {"exposure.theme", *(f"exposure.theme@{t.name}" for t in themes.values())} if themes else set())
+        # What does not depend on the books is evaluated once, over the whole series: candle
+        # values, and the account values a simulation never changes (no kill switch, data as
+        # old as its bar, products trading, no API errors, and no order in flight, since the
+        # scan only runs with none). What depends on the books is evaluated per segment.
+        fixed = {i for i, (key, _) in reads.items() if key in _ZERO or key.startswith("api_errors:")}
+        self.reads = {i: (key, row, _reader(key, self)) for i, (key, row) in reads.items() if i not in fixed}
+        booked: set[int] = set()
+        for i in live:  # arguments first
+            if i in self.reads or any(a in booked for a in g[i].args):
+                booked.add(i)
+        whole = vectorized.Partial(g, len(self.syms), len(self.ts),
+                                   lambda i: 0.0 if i in fixed else pre.values.get(i))
+        self.given = {a: whole.value(a) for i in booked for a in g[i].args if a not in booked}
         m = self.pre.market
         finite = np.isfinite(m["open"]) & np.isfinite(m["high"]) & np.isfinite(m["low"]) & np.isfinite(m["close"])
-        self.all_bars: np.ndarray = np.asarray(finite.all(axis=0), dtype=bool)
         self.bad_tick = cp.settings.get("bad_tick")
-        self.buy_triggers = [t for t in cp.triggers if t.action == "buy"]
-        self.exit_triggers = [t for t in cp.triggers if t.action != "buy"]
-
-    # ---- account arrays over a segment ---------------------------------------------------------
-    def state_arrays(self, a: int, b: int, state: EngineState, eq_hist: np.ndarray,
-                     spreads: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
-        """The account values the policy reads, over bars [a, b), for the frozen books (only the
-        keys the graph reads are built; the arithmetic is the engine's, in the same order)."""
-        need = self.keys
-        m = self.pre.market
-        close = m["close"][:, a:b]
-        n = b - a
-        now = self.now[a:b]
-        value = {s: p.qty * close[self.index[s]] for s, p in state.positions.items() if s in self.index}
-        tot = np.zeros(n)
-        for v in value.values():
-            tot = tot + v
-        eq = state.cash + tot
-        st: dict[str, Any] = {"equity": eq, "cash": state.cash, "kill_switch": 0.0,
-                              "positions.open": float(sum(1 for p in state.positions.values() if p.qty > 0)),
-                              "orders.open": 0.0}
-        k = len(self.syms)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pos_eq = np.where(eq > 0, eq, np.nan)
-            if "exposure.total" in need:
-                total = np.zeros(n)
-                for s in sorted(value):
-                    total = total + value[s]
-                st["exposure.total"] = total / pos_eq
-            if "drawdown" in need:
-                peak0 = state.peak_equity
-                run = np.maximum.accumulate(np.maximum(eq, peak0))
-                before = np.concatenate([[peak0], run[:-1]]) if n else run
-                st["drawdown"] = np.where(before > 0, np.maximum(0.0, 1.0 - eq / before), np.nan)
-            per_symbol = {
-                "position.open": lambda p, i: np.full(n, 1.0 if p.qty > 0 else 0.0),
-                "position.size": lambda p, i: np.full(n, p.qty),
-                "position.value": lambda p, i: value[p.symbol],
-                "position.entry": lambda p, i: np.full(n, p.entry),
-                "position.pnl": lambda p, i: close[i] / p.entry - 1.0 if p.entry > 0 else np.full(n, np.nan),
-                "position.pnl_amount": lambda p, i: p.qty * close[i] - p.cost,
-                "position.age": lambda p, i: (now - p.opened_ms) / 1000.0,
-                "position.bars": lambda p, i: ((self.ts[a:b] - p.opened_bar) // self.tf).astype(np.float64),
-            }
-            flat = {"position.open": 0.0, "position.size": 0.0, "position.value": 0.0}
-            for key, f in per_symbol.items():
-                if key not in need:
-                    continue
-                arr = np.full((k, n), flat.get(key, np.nan))
-                for sym, p in state.positions.items():
-                    i = self.index.get(sym)
-                    if i is not None:
-                        arr[i] = f(p, i)
-                st[key] = arr
-            zeros = np.zeros((k, n))
-            for key in ("data_age", "product.halted", "product.cancel_only", "product.post_only"):
-                st[key] = zeros
-            if "exposure.symbol" in need:
-                val = np.zeros((k, n))
-                for sym, v in value.items():
-                    val[self.index[sym]] = v
-                st["exposure.symbol"] = (val + 0.0) / pos_eq
-            themes = self.cp.policy.market.themes
-            if themes and any(x.startswith("exposure.theme") for x in need):
-                theme_rows = np.zeros((k, n))
-                for t in themes.values():
-                    tv = np.zeros(n)
-                    for sym in t.symbols:
-                        tv = tv + (value[sym] + 0.0 if sym in value else 0.0)
-                    share = tv / pos_eq
-                    st[f"exposure.theme@{t.name}"] = share
-                    for sym in t.symbols:
-                        if sym in self.index and not theme_rows[self.index[sym]].any():
-                            theme_rows[self.index[sym]] = share
-                st["exposure.theme"] = theme_rows
-            if "spread" in need:
-                sp = np.full((k, n), np.nan)
-                for sym, i in self.index.items():
-                    half = spreads[sym][a:b] / 2 if sym in spreads else np.zeros(n)
-                    c = close[i]
-                    bid, ask = c * (1 - half), c * (1 + half)
-                    sp[i] = (ask - bid) / ((bid + ask) / 2)
-                st["spread"] = sp
-            for func, w in self.windows:
-                since = now - int(w * 1000)
-                if func == "trades":
-                    v = len(state.trade_times) - np.searchsorted(state.trade_times, since, side="left")
-                elif func == "stoplosses":
-                    v = len(state.stopout_times) - np.searchsorted(state.stopout_times, since, side="left")
-                elif func == "api_errors":
-                    v = np.zeros(n)
-                else:
-                    # the engine looks up the latest equity mark at or before now - w: bar t - wb,
-                    # or the first mark when none is that old (bar 0's equity)
-                    wb = math.ceil(w * 1000 / self.tf)
-                    lo = max(a - wb, 0)
-                    comb = np.concatenate([eq_hist[lo:a], eq])  # only the history the window reaches
-                    idx = np.arange(a, b) - wb
-                    first = eq_hist[0] if a > 0 else (eq[0] if n else np.nan)
-                    start = np.where(idx >= 0, comb[np.maximum(idx - lo, 0)], first)
-                    v = eq - start if func == "pnl_amount" else np.where(start > 0, (eq - start) / start, np.nan)
-                st[f"{func}:{w:g}"] = np.asarray(v, dtype=np.float64)
-        return st, eq
+        # Only what can make something happen: trigger and breaker conditions (caps matter only
+        # when an order is sized, which happens on an event bar, in a full engine tick). The
+        # conditions that do not depend on the books are decided once, with missing candles.
+        self.static: np.ndarray = np.logical_not(finite.all(axis=0))
+        self.buy_triggers: list[TriggerInfo] = []
+        self.exit_triggers: list[TriggerInfo] = []
+        self.breakers: list[BreakerInfo] = []
+        for t in cp.triggers:
+            if t.action == "buy" and t.when not in booked:
+                self.static |= self._fires(whole.value(t.when), t.symbols)
+            else:
+                (self.buy_triggers if t.action == "buy" else self.exit_triggers).append(t)
+        for br in cp.breakers:
+            if br.when not in booked:
+                self.static |= np.not_equal(whole.value(br.when), 0.0)  # true, or unavailable
+            else:
+                self.breakers.append(br)
+        # with the bad-tick guard: a close too far from the previous one (the first bar of a
+        # segment is compared with the last trusted price instead, see _bad_first_tick)
+        self.static_ticks = self.static
+        if self.bad_tick is not None:
+            c = m["close"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                jumps = np.abs(c[:, 1:] / c[:, :-1] - 1.0) > self.bad_tick
+            self.static_ticks = self.static.copy()
+            self.static_ticks[1:] |= jumps.any(axis=0)
 
     # ---- the first bar where something can happen ------------------------------------------
     def first_event(self, a: int, b: int, state: EngineState, eq_hist: np.ndarray,
                     spreads: Mapping[str, np.ndarray], protect: Mapping[str, tuple[float | None, float | None]],
                     intrabar: bool) -> tuple[int, np.ndarray]:
-        g = self.cp.graph
-        n = b - a
-        st, eq = self.state_arrays(a, b, state, eq_hist, spreads)
-        given = {i: _slice(self.pre.values[i], a, b) for i in self.given_nodes}
-        vals = vectorized.evaluate(g, self.syms, {f: x[:, a:b] for f, x in self.pre.market.items()}, st,
-                                   nodes=self.eval_nodes, bars=n, given=given, complete=True)
-        event: np.ndarray = np.logical_not(self.all_bars[a:b])
-        for trig in self.buy_triggers:
-            event |= self._fires(vals[trig.when], trig.symbols)
-        held = tuple(s for s, p in state.positions.items() if p.qty > 0)
-        for trig in self.exit_triggers:
-            targets = tuple(s for s in (trig.symbols or self.syms) if s in held)
-            if targets:
-                event |= self._fires(vals[trig.when], targets)
-        for br in self.cp.breakers:
-            v = vals[br.when]
-            event |= np.asarray(v != 0.0) if v is not None else True  # true, or unavailable
+        """The first bar in [a, b) where the engine could decide something (``b`` if none), and
+        the equity over the bars before it (and possibly more)."""
+        seg = Segment(self, a, b, state, eq_hist, spreads)
+        if _expected_state(state) is not state.trading_state or self._bad_first_tick(a, state):
+            return a, seg.equity_array()
+        event = self.static_ticks[a:b].copy()
+        event[0] = self.static[a]
+        with np.errstate(divide="ignore", invalid="ignore"):  # for the account arithmetic too
+            for x in self._signals(seg, protect, intrabar) if not event[0] else ():
+                if isinstance(x, np.ndarray):
+                    event |= x
+                elif x:  # the same at every bar
+                    event[0] = True
+                if event[0]:
+                    break  # nothing can come earlier
+        hits = np.flatnonzero(event)
+        return (a + int(hits[0]) if len(hits) else b), seg.equity_array()
+
+    def _signals(self, seg: Segment, protect: Mapping[str, tuple[float | None, float | None]],
+                 intrabar: bool) -> Iterator[np.ndarray | bool]:
+        """Where each condition that depends on the books holds: a bool, or bools over the bars."""
+        a, b, state = seg.a, seg.b, seg.state
         for trip in state.trips.values():
             if trip.until_ms is not None:
-                event |= self.now[a:b] >= trip.until_ms
-        if _expected_state(state) is not state.trading_state:
-            event[0] = True
+                yield self.now[a:b] >= trip.until_ms
+        held = tuple(s for s, p in state.positions.items() if p.qty > 0)
         m = self.pre.market
         for s in held:
             i = self.index[s]
@@ -241,29 +185,43 @@ class QuietScanner:
             if intrabar:
                 stop, take = protect.get(s, (None, None))
                 if stop is not None:
-                    event |= m["low"][i, a:b] <= stop
+                    yield m["low"][i, a:b] <= stop
                 if take is not None:
-                    event |= m["high"][i, a:b] >= take
+                    yield m["high"][i, a:b] >= take
             if p.stop is not None:
-                event |= m["close"][i, a:b] <= p.stop
+                yield m["close"][i, a:b] <= p.stop
             if p.take is not None:
-                event |= m["close"][i, a:b] >= p.take
-        if self.bad_tick is not None:
-            for s, i in self.index.items():
-                c = m["close"][i, a:b]
-                prev = np.concatenate([[state.last_price.get(s, c[0] if n else np.nan)], c[:-1]])
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    event |= np.abs(c / prev - 1.0) > self.bad_tick
-        hits = np.flatnonzero(event)
-        return (a + int(hits[0]) if len(hits) else b), eq
+                yield m["close"][i, a:b] >= p.take
+        ev = vectorized.Partial(self.cp.graph, len(self.syms), b - a, seg.source)
+        for br in self.breakers:
+            yield np.not_equal(ev.value(br.when), 0.0)  # true, or unavailable
+        for trig in self.buy_triggers:
+            yield self._fires(ev.value(trig.when), trig.symbols)
+        for trig in self.exit_triggers:
+            targets = tuple(s for s in (trig.symbols or self.syms) if s in held)
+            if targets:
+                yield self._fires(ev.value(trig.when), targets)
 
-    def _fires(self, v: np.ndarray | None, symbols: tuple[str, ...]) -> np.ndarray:
-        if v is None:
-            return np.asarray(True)
+    def _fires(self, v: vectorized.Value, symbols: tuple[str, ...]) -> np.ndarray | bool:
+        if not isinstance(v, np.ndarray):
+            return v == 1.0
         if v.ndim == 2:
             rows = [self.index[s] for s in (symbols or self.syms)]
+            if len(rows) == 1:
+                return np.asarray(v[rows[0]] == 1.0)
             return np.asarray((v[rows] == 1.0).any(axis=0))
         return np.asarray(v == 1.0)
+
+    def _bad_first_tick(self, a: int, state: EngineState) -> bool:
+        if self.bad_tick is None:
+            return False
+        close = self.pre.market["close"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for s, i in self.index.items():
+                c = close[i, a]  # a numpy float: numpy's division, as over the series
+                if abs(c / state.last_price.get(s, c) - 1.0) > self.bad_tick:
+                    return True
+        return False
 
     # ---- what a quiet stretch changes ---------------------------------------------------------
     def bookkeep(self, a: int, e: int, state: EngineState, eq: np.ndarray) -> None:
@@ -296,8 +254,211 @@ class QuietScanner:
         state.equity_marks = [(int(self.now[k]), float(eq_hist[k])) for k in ks]
 
 
-def _slice(x: np.ndarray, a: int, b: int) -> np.ndarray:
-    return x[..., a:b]
+_FLAT = {"position.open": 0.0, "position.size": 0.0, "position.value": 0.0}  # no position; NaN otherwise
+_FIXED: dict[str, Callable[[Position], float]] = {  # constant while the books are frozen
+    "position.open": lambda p: 1.0 if p.qty > 0 else 0.0,
+    "position.size": lambda p: p.qty,
+    "position.entry": lambda p: p.entry,
+}
+_ZERO = frozenset({"kill_switch", "orders.open", "data_age", "product.halted", "product.cancel_only",
+                   "product.post_only"})
+
+
+class Segment:
+    """The account values the policy reads, over bars [a, b) for the frozen books, built when the
+    evaluation first asks for one (``source``). A value constant over the segment is a float (all
+    of them but equity and what derives from it when flat; a count window that is the same at the
+    first and the last bar); the arithmetic is the engine's, in the same order."""
+
+    def __init__(self, sc: QuietScanner, a: int, b: int, state: EngineState, eq_hist: np.ndarray,
+                 spreads: Mapping[str, np.ndarray]):
+        self.sc, self.a, self.b, self.n = sc, a, b, b - a
+        self.state, self.eq_hist, self.spreads = state, eq_hist, spreads
+        self.positions = {s: p for s, p in state.positions.items() if s in sc.index}
+        self.close = sc.pre.market["close"][:, a:b]
+        self.cache: dict[str, vectorized.Value] = {}
+        self._value: dict[str, np.ndarray] | None = None
+        self._equity: vectorized.Value | None = None
+
+    def source(self, i: int) -> vectorized.Value | None:
+        """The value of node ``i`` as the scan reads it, or None: computed from its arguments."""
+        sc = self.sc
+        x = sc.given.get(i)
+        if x is not None:
+            return x[..., self.a:self.b] if isinstance(x, np.ndarray) else x
+        read = sc.reads.get(i)
+        if read is None:
+            return None
+        key, row, compute = read
+        v = self.cache.get(key)
+        if v is None:
+            v = self.cache[key] = compute(self, key)
+        if row is not None and isinstance(v, np.ndarray) and v.ndim == 2:
+            v = v[row]
+            return float(v[0]) if v.size == 1 else v
+        return v
+
+    @property
+    def value(self) -> dict[str, np.ndarray]:
+        """The value of each position, over the bars."""
+        if self._value is None:
+            self._value = {s: p.qty * self.close[self.sc.index[s]] for s, p in self.positions.items()}
+        return self._value
+
+    @property
+    def equity(self) -> vectorized.Value:
+        if self._equity is None:
+            if not self.positions:
+                self._equity = self.state.cash + 0.0
+            else:
+                tot = np.zeros(self.n)
+                for v in self.value.values():
+                    tot = tot + v
+                self._equity = self.state.cash + tot
+        return self._equity
+
+    def equity_array(self) -> np.ndarray:
+        eq = self.equity
+        return eq if isinstance(eq, np.ndarray) else np.full(self.n, eq)
+
+    def _equity_value(self, key: str) -> vectorized.Value:
+        return self.equity
+
+    def _cash(self, key: str) -> vectorized.Value:
+        return self.state.cash
+
+    def _positions_open(self, key: str) -> vectorized.Value:
+        return float(sum(1 for p in self.state.positions.values() if p.qty > 0))
+
+    def _missing(self, key: str) -> vectorized.Value:
+        return NAN
+
+    def _drawdown(self, key: str) -> vectorized.Value:
+        eq, peak0 = self.equity, self.state.peak_equity
+        if not isinstance(eq, np.ndarray) and math.isfinite(eq) and peak0 > 0:
+            # the running peak is max(eq, peak0) from the second bar: the same drawdown as the first's
+            return max(0.0, 1.0 - eq / peak0)
+        eq = self.equity_array()
+        before = np.maximum.accumulate(np.concatenate([[peak0], eq[:-1]]))  # the peak before each bar
+        return np.where(before > 0, np.maximum(0.0, 1.0 - eq / before), np.nan)
+
+    def _exposure(self, key: str) -> vectorized.Value:
+        sc = self.sc
+        if key not in sc.exposure_keys:
+            return NAN
+        eq = self.equity
+        if not isinstance(eq, np.ndarray) and eq > 0:
+            return 0.0  # flat
+        eq = self.equity_array()
+        value, n, k = self.value, self.n, len(sc.syms)
+        pos_eq = np.where(eq > 0, eq, np.nan)
+        if key == "exposure.total":
+            total = np.zeros(n)
+            for s in sorted(value):
+                total = total + value[s]
+            return total / pos_eq
+        if key == "exposure.symbol":
+            val = np.zeros((k, n))
+            for sym, v in value.items():
+                val[sc.index[sym]] = v
+            return (val + 0.0) / pos_eq
+        theme_rows = np.zeros((k, n))
+        for t in sc.cp.policy.market.themes.values():
+            tv = np.zeros(n)
+            for sym in t.symbols:
+                tv = tv + (value[sym] + 0.0 if sym in value else 0.0)
+            share = tv / pos_eq
+            self.cache[f"exposure.theme@{t.name}"] = share
+            for sym in t.symbols:
+                if sym in sc.index and not theme_rows[sc.index[sym]].any():
+                    theme_rows[sc.index[sym]] = share
+        self.cache["exposure.theme"] = theme_rows
+        return self.cache[key]
+
+    def _position(self, key: str) -> vectorized.Value:
+        flat = _FLAT.get(key, NAN)
+        if not self.positions:
+            return flat
+        sc, k = self.sc, len(self.sc.syms)
+        fixed = _FIXED.get(key)
+        if fixed is not None:
+            col = [flat] * k
+            for s, p in self.positions.items():
+                col[sc.index[s]] = float(fixed(p))
+            return _column(col)
+        a, b = self.a, self.b
+        arr = np.full((k, self.n), flat)
+        for s, p in self.positions.items():
+            i = sc.index[s]
+            c = self.close[i]
+            if key == "position.value":
+                arr[i] = self.value[s]
+            elif key == "position.pnl":
+                arr[i] = c / p.entry - 1.0 if p.entry > 0 else np.nan
+            elif key == "position.pnl_amount":
+                arr[i] = p.qty * c - p.cost
+            elif key == "position.age":
+                arr[i] = (sc.now[a:b] - p.opened_ms) / 1000.0
+            elif key == "position.bars":
+                arr[i] = ((sc.ts[a:b] - p.opened_bar) // sc.tf).astype(np.float64)
+            else:
+                return NAN
+        return arr
+
+    def _spread(self, key: str) -> vectorized.Value:
+        sp = np.full((len(self.sc.syms), self.n), np.nan)
+        for sym, i in self.sc.index.items():
+            half = self.spreads[sym][self.a:self.b] / 2 if sym in self.spreads else np.zeros(self.n)
+            c = self.close[i]
+            bid, ask = c * (1 - half), c * (1 + half)
+            sp[i] = (ask - bid) / ((bid + ask) / 2)
+        return sp
+
+    def _window(self, key: str) -> vectorized.Value:
+        sc, a, b, n = self.sc, self.a, self.b, self.n
+        func, w, wb = sc.windows[key]
+        if func in ("trades", "stoplosses"):
+            times = self.state.trade_times if func == "trades" else self.state.stopout_times
+            ms = int(w * 1000)
+            # a count of past events only falls as the window slides: constant if the ends agree
+            first = len(times) - bisect.bisect_left(times, int(sc.now[a]) - ms)
+            if first == len(times) - bisect.bisect_left(times, int(sc.now[b - 1]) - ms):
+                return float(first)
+            counts = len(times) - np.searchsorted(times, sc.now[a:b] - ms, side="left")
+            return np.asarray(counts, dtype=np.float64)
+        # the engine looks up the latest equity mark at or before now - w: bar t - wb, or the
+        # first mark when none is that old (bar 0's equity)
+        eq, hist = self.equity_array(), self.eq_hist
+        s0 = a - wb  # the mark for the segment's first bar
+        if s0 >= 0:
+            start = hist[s0:s0 + n] if s0 + n <= a else np.concatenate([hist[s0:a], eq])[:n]
+        else:
+            first = hist[0] if a > 0 else eq[0]
+            start = np.concatenate([np.full(min(-s0, n), first), hist[:a], eq])[:n]
+        if func == "pnl_amount":
+            return eq - start
+        return np.where(start > 0, (eq - start) / start, np.nan)
+
+
+def _reader(key: str, sc: QuietScanner) -> Callable[[Segment, str], vectorized.Value]:
+    """How a segment computes the state value ``key``."""
+    simple = {"equity": Segment._equity_value, "cash": Segment._cash, "positions.open": Segment._positions_open,
+              "drawdown": Segment._drawdown, "spread": Segment._spread}
+    if key in simple:
+        return simple[key]
+    if key.startswith("exposure."):
+        return Segment._exposure
+    if key.startswith("position."):
+        return Segment._position
+    return Segment._window if key in sc.windows else Segment._missing
+
+
+def _column(col: list[float]) -> vectorized.Value:
+    """A per-symbol constant: a float when the same for every symbol, else a (symbols, 1) array."""
+    x = col[0]
+    if all(v == x or (v != v and x != x) for v in col):
+        return x
+    return np.array(col)[:, None]
 
 
 def _expected_state(state: EngineState) -> TradingState:

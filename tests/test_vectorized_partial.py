@@ -1,0 +1,235 @@
+"""``vectorized.Partial``: evaluation over a segment where some inputs are constants (floats).
+
+It must give, at every bar and for every symbol, exactly what ``vectorized.evaluate`` gives
+with every input spelled out as a full array: the simulator's fast path relies on it
+(``tests/test_simulator_fast.py``). Floats stay floats through operators on floats alone
+(the scalar functions), ``and``/``or`` stop at a decisive constant, and shapes broadcast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from policyctl.diagnostics import Diagnostics
+from policyctl.dsl.parser import TextSource, parse
+from policyctl.rules import vectorized
+from policyctl.rules.checker import Ctx, Env, Lowerer
+from policyctl.rules.graph import Graph
+from policyctl.rules.incremental import MARKET_FIELDS, node_state_key
+
+NAN = math.nan
+INF = math.inf
+SYMBOLS = ("BTC/USDT", "ETH/USDT")
+BARS = 7
+SPECIAL = [0.0, -0.0, 1.0, 0.5, -2.0, 3.0, 97.0, 100.0, 1.0 + 1e-13, 1e-300, 1e308, -1e308, INF, -INF, NAN]
+
+
+def compile_expr(text: str) -> tuple[Graph, int]:
+    diags = Diagnostics()
+    tree = parse(text, "expr", TextSource("test", text), diags)
+    assert tree is not None, [d.to_json() for d in diags]
+    graph = Graph()
+    env = Env(SYMBOLS, {"majors": SYMBOLS}, 300.0, "USDT", {})
+    node = Lowerer(graph, env, diags).expr(tree, Ctx("trigger", "t", per_symbol=True))
+    assert node is not None and not diags.items, [d.to_json() for d in diags]
+    graph.output("trigger", "t", "when", node)
+    return graph, node
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal at every bar and symbol (NaN equal to NaN), once both are broadcast."""
+    shape = (len(SYMBOLS), BARS)
+    x, y = np.broadcast_to(np.asarray(a, float), shape), np.broadcast_to(np.asarray(b, float), shape)
+    return bool(np.array_equal(x, y, equal_nan=True))
+
+
+# ---- scalar operators ---------------------------------------------------------------------
+
+ARITY = {"gt": 2, "ge": 2, "lt": 2, "le": 2, "eq": 2, "ne": 2, "and": 2, "or": 2, "not": 1, "min": 2,
+         "max": 3, "clamp": 3, "any": 1, "all": 1, "add": 2, "sub": 2, "mul": 2, "div": 2, "neg": 1, "abs": 1}
+
+
+@pytest.mark.parametrize("op", sorted(ARITY))
+def test_scalar_operators_equal_the_vectorized_ones(op: str) -> None:
+    """Every special value (NaN, infinities, overflow, signed zeros, near-ties): the scalar
+    form gives the vectorized form's value, bit for bit."""
+    assert set(ARITY) == set(vectorized._SCALAR)
+    values = SPECIAL if ARITY[op] < 3 else [0.0, 1.0, -2.0, 1e308, INF, -INF, NAN]
+    for xs in itertools.product(values, repeat=ARITY[op]):
+        got = vectorized._SCALAR[op](*xs)
+        shape = (1, 1) if op in ("any", "all") else (1,)  # any/all reduce over symbols
+        with np.errstate(all="ignore"):  # numpy warns of overflows; the scalar form must not
+            want = np.asarray(vectorized._pure(op, [np.full(shape, x) for x in xs])).reshape(-1)[0]
+        assert isinstance(got, float), (op, xs, got)
+        assert (math.isnan(got) and math.isnan(want)) or (got == want and math.copysign(1, got) == math.copysign(
+            1, want)), (op, xs, got, want)
+
+
+# ---- mixed evaluation equals the full one -------------------------------------------------
+
+EXPRESSIONS = [
+    "not position.open and close > 100 USDT and trades(1h) < 3",
+    "position.open and (close <= 0.97 * position.entry or close >= 1.06 * position.entry)",
+    'any(position.open or close of "BTC/USDT" > 100 USDT)',
+    "all(not position.open or close > position.entry)",
+    "kill_switch or drawdown >= 10% or pnl(1d) <= -2%",
+    "clamp(trades(1h), 1, 3) == positions.open",
+    "abs(-position.size) > 0 and position.size != 0",
+    'exposure.total <= 25% and positions.open < 5 or exposure.theme > 10% or exposure.theme of "majors" > 20%',
+    "min(position.size, 2) + max(position.size, volume / 100, 1) - position.size * 2 >= 1",
+    "(position.size * 1e300 * 1e300 > 0) or not (position.bars >= 3 and kill_switch)",
+    "position.open and kill_switch or product.halted and not position.open",
+]
+
+
+def scenario(graph: Graph, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Random inputs: each state value a float, a (symbols, 1) column or a full array."""
+    k = len(SYMBOLS)
+    market = {f: rng.choice(SPECIAL, size=(k, BARS)) for f in MARKET_FIELDS}
+    state: dict[str, Any] = {}
+    for n in graph.nodes:
+        if n.op not in ("field", "window") or n.market:
+            continue
+        key = node_state_key(n) if n.op == "window" or (n.attr[1] and n.attr[1] not in SYMBOLS) else str(n.attr[0])
+        per_symbol = n.per_symbol or (n.op == "field" and n.attr[1] in SYMBOLS)
+        kind = rng.integers(3)
+        pool = [0.0, 1.0, NAN] if n.type.kind.name == "BOOL" and rng.random() < 0.8 else SPECIAL
+        if kind == 0:
+            state[key] = float(rng.choice(pool))
+        elif kind == 1 and per_symbol:
+            state[key] = rng.choice(pool, size=(k, 1))
+        else:
+            state[key] = rng.choice(pool, size=(k, BARS) if per_symbol else (BARS,))
+    return state, market
+
+
+def source_for(graph: Graph, state: dict[str, Any], market: dict[str, np.ndarray],
+               asked: list[int] | None = None) -> Callable[[int], vectorized.Value | None]:
+    """Read fields and windows as the simulator's scan does."""
+    index = {s: i for i, s in enumerate(SYMBOLS)}
+
+    def source(i: int) -> vectorized.Value | None:
+        n = graph[i]
+        if n.op not in ("field", "window"):
+            return None
+        if asked is not None:
+            asked.append(i)
+        if n.op == "window":
+            return state.get(node_state_key(n), NAN)  # type: ignore[no-any-return]
+        name, target = str(n.attr[0]), n.attr[1]
+        row = index.get(target) if isinstance(target, str) else None
+        if name in MARKET_FIELDS:
+            return market[name][row] if row is not None else market[name]
+        if target is not None and row is None:
+            return state.get(node_state_key(n), NAN)  # type: ignore[no-any-return]
+        v = state.get(name, NAN)
+        if row is not None and isinstance(v, np.ndarray) and v.ndim == 2:
+            return float(v[row][0]) if v.shape[1] == 1 else v[row]
+        return v  # type: ignore[no-any-return]
+
+    return source
+
+
+def full(graph: Graph, state: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The same inputs as full arrays, for ``vectorized.evaluate``."""
+    k = len(SYMBOLS)
+    per_symbol = {str(n.attr[0]) for n in graph.nodes if n.op == "field" and (n.per_symbol or n.attr[1] in SYMBOLS)}
+    return {key: np.broadcast_to(np.asarray(v, float), (k, BARS) if key in per_symbol else (BARS,)).copy()
+            for key, v in state.items()}
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_mixed_evaluation_equals_the_full_one(text: str) -> None:
+    graph, root = compile_expr(text)
+    rng = np.random.default_rng(sum(map(ord, text)))
+    for _ in range(300):
+        state, market = scenario(graph, rng)
+        with np.errstate(all="ignore"):  # overflows on purpose
+            want = vectorized.evaluate(graph, SYMBOLS, market, full(graph, state), bars=BARS)[root]
+            ev = vectorized.Partial(graph, len(SYMBOLS), BARS, source_for(graph, state, market))
+            got = ev.value(root)
+        assert same(got, want), (text, state, got, want)
+        for i, v in ev.values.items():  # every value computed on the way, constants included
+            if isinstance(v, np.ndarray) and graph[i].per_symbol:
+                assert v.ndim == 2, (text, graph[i].label(), v.shape)  # rows per symbol, for any/all
+
+
+def test_all_constant_inputs_give_a_float() -> None:
+    graph, root = compile_expr("not position.open and (trades(1h) + 1) / 2 < 3 or kill_switch")
+    state = {"position.open": 0.0, "trades:3600": 4.0, "kill_switch": NAN}
+    v = vectorized.Partial(graph, 2, BARS, source_for(graph, state, {})).value(root)
+    assert v == 1.0 and type(v) is float
+    state["trades:3600"] = 5.0  # (5 + 1) / 2 < 3 is false; false or unavailable is unavailable
+    assert math.isnan(vectorized.Partial(graph, 2, BARS, source_for(graph, state, {})).value(root))
+
+
+# ---- short circuits -------------------------------------------------------------------------
+
+
+def asked_labels(text: str, state: dict[str, Any]) -> tuple[vectorized.Value, list[str]]:
+    graph, root = compile_expr(text)
+    market = {f: np.full((2, BARS), NAN) for f in MARKET_FIELDS}
+    asked: list[int] = []
+    v = vectorized.Partial(graph, 2, BARS, source_for(graph, state, market, asked)).value(root)
+    return v, [graph[i].label() for i in asked]
+
+
+def test_false_and_stops_without_evaluating_the_other_side() -> None:
+    v, asked = asked_labels("position.open and (close > 100 USDT or trades(1h) > 2)", {"position.open": 0.0})
+    assert v == 0.0 and asked == ["position.open"]
+    v, asked = asked_labels("not position.open and close > 100 USDT", {"position.open": 1.0})
+    assert v == 0.0 and asked == ["position.open"]
+
+
+def test_true_or_stops_without_evaluating_the_other_side() -> None:
+    v, asked = asked_labels("kill_switch or drawdown > 10%", {"kill_switch": 1.0, "drawdown": np.full(BARS, NAN)})
+    assert v == 1.0 and asked == ["kill_switch"]
+
+
+def test_a_decisive_right_operand_wins_over_an_unavailable_left_one() -> None:
+    """Kleene: unavailable and false is false, unavailable or true is true, at every bar."""
+    v, _ = asked_labels("trades(1h) > 2 and position.open", {"trades:3600": np.full(BARS, NAN), "position.open": 0.0})
+    assert v == 0.0 and type(v) is float
+    v, _ = asked_labels("trades(1h) > 2 or kill_switch", {"trades:3600": np.full(BARS, NAN), "kill_switch": 1.0})
+    assert v == 1.0
+
+
+def test_unavailable_constants_do_not_short_circuit() -> None:
+    v, asked = asked_labels("kill_switch and trades(1h) > 2",
+                            {"kill_switch": NAN, "trades:3600": np.array([0, 3, NAN, 5, 1, 2, 9.0])})
+    assert asked == ["kill_switch", "trades(1h)"]
+    assert same(v, [0.0, NAN, NAN, NAN, 0.0, 0.0, NAN])  # NaN and false = false, else NaN
+
+
+def test_true_and_a_condition_is_the_condition() -> None:
+    """``true and x`` is ``x`` itself when x is a comparison (1, 0 or NaN only)..."""
+    trades = np.array([0, 3, NAN, 5, 1, 2, 9.0])
+    graph, root = compile_expr("kill_switch and trades(1h) > 2")
+    ev = vectorized.Partial(graph, 2, BARS, source_for(graph, {"kill_switch": 1.0, "trades:3600": trades}, {}))
+    v = ev.value(root)
+    assert v is ev.values[graph[root].args[1]]
+    assert same(v, [0.0, 1.0, NAN, 1.0, 0.0, 0.0, 1.0])
+    # ... but not when x may hold another value: `and` makes it 1
+    odd = np.array([0.5, 1.0, 0.0, NAN, 2.0, 0.0, 1.0])
+    v, _ = asked_labels("kill_switch and product.halted", {"kill_switch": 1.0, "product.halted": odd})
+    assert same(v, [1.0, 1.0, 0.0, NAN, 1.0, 0.0, 1.0])
+
+
+def test_comparing_a_constant_with_a_series_broadcasts() -> None:
+    close = np.array([[96.0, 97.0, 97.0 * (1 + 1e-13), 98.0, NAN, INF, 1.0], [1.0] * BARS])
+    graph, root = compile_expr("close <= 0.97 * position.entry")
+    state = {"position.entry": np.array([[100.0], [NAN]])}  # one entry per symbol, the same at every bar
+    ev = vectorized.Partial(graph, 2, BARS, source_for(graph, state, {"close": close}))
+    v = ev.value(root)
+    assert isinstance(v, np.ndarray) and v.shape == (2, BARS)
+    assert same(v, [[1.0, 1.0, 1.0, 0.0, NAN, NAN, 1.0], [NAN] * BARS])
+    mul = graph[root].args[1]
+    assert isinstance(ev.values[mul], np.ndarray) and ev.values[mul].shape == (2, 1)  # 0.97 * entry: per symbol
+    want = vectorized.evaluate(graph, SYMBOLS, {"close": close}, full(graph, state), bars=BARS)[root]
+    assert same(v, want)
