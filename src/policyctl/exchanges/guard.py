@@ -13,6 +13,7 @@ status, bad-tick filter, exchange minimums, order rate and duplicate ids apply t
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
@@ -119,18 +120,29 @@ class Guard:
         return Verdict(draft, None, tuple(notes), qty_text, price_text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _increment(inc: float) -> Decimal:
+    return Decimal(repr(inc))
+
+
+@functools.lru_cache(maxsize=1024)
+def _places(inc: float) -> Decimal:
+    """The quantum a value on the grid of ``inc`` is written with (1 for whole increments)."""
+    q = _increment(inc).normalize()
+    return q if q.as_tuple().exponent < 0 else Decimal(1)  # type: ignore[operator]
+
+
 def _fmt(x: float, inc: float) -> str:
     d = Decimal(repr(x))
     if inc > 0:
-        q = Decimal(repr(inc)).normalize()
-        d = d.quantize(q if q.as_tuple().exponent < 0 else Decimal(1), rounding=ROUND_HALF_EVEN)  # type: ignore[operator]
+        d = d.quantize(_places(inc), rounding=ROUND_HALF_EVEN)
     return format(d.normalize(), "f")
 
 
 def _round(x: float, inc: float, mode: str) -> float:
     if inc <= 0:
         return x
-    q = Decimal(repr(inc))
+    q = _increment(inc)
     n = (Decimal(repr(x)) / q).to_integral_value(rounding=mode)
     return float(n * q)
 

@@ -108,6 +108,14 @@ class Engine:
         self.fee = cp.settings.get("fees.taker", 0.001)
         self.entry_fee = cp.settings.get("fees.maker", self.fee) if self.limit_entries else self.fee
         self.min_trade = cp.settings.get("min_trade", 0.0)
+        # the breakers whose distance to tripping is exported: (name, minuend node, subtrahend node)
+        g = cp.graph
+        self._margin_plan: list[tuple[str, int, int]] = []
+        for b in cp.breakers:
+            n = g[b.when]
+            if n.op in ("le", "lt", "ge", "gt") and not any(g[a].per_symbol for a in n.args):
+                x, t = n.args
+                self._margin_plan.append((b.name, x, t) if n.op in ("le", "lt") else (b.name, t, x))
         self.cooldowns = {k: v for k, v in cp.settings.items() if k in ("after_fill", "after_stopout")}
         windows = [float(cp.graph[i].attr[1]) for i in cp.graph.reachable()  # type: ignore[arg-type]
                    if cp.graph[i].op == "window"]
@@ -169,15 +177,8 @@ class Engine:
     def _breaker_margins(self, values: Values) -> dict[str, float]:
         """How far each breaker of the form ``x <= t`` (or ``>=``, ``<``, ``>``) is from tripping:
         ``x - t`` for ``<=``/``<``, ``t - x`` for ``>=``/``>``. Compound conditions are left out."""
-        g = self.cp.graph
-        out: dict[str, float] = {}
-        for b in self.cp.breakers:
-            n = g[b.when]
-            if n.op not in ("le", "lt", "ge", "gt") or any(g[a].per_symbol for a in n.args):
-                continue
-            x, t = (values.get(a) for a in n.args)
-            out[b.name] = x - t if n.op in ("le", "lt") else t - x
-        return out
+        g = values.g
+        return {name: g[x] - g[t] for name, x, t in self._margin_plan}
 
     # ---- stage 1: data -------------------------------------------------------------------
     def _check_bars(self, snap: Snapshot, state: EngineState, d: Decision, untrusted: set[str]) -> dict[str, Bar]:
