@@ -16,7 +16,7 @@ import bisect
 import functools
 import math
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from policyctl.runtime.model import Bar, MarketRules, Quote, Side, TradingState
@@ -40,6 +40,12 @@ class Draft:
     @property
     def entry(self) -> bool:
         return not self.reduce_only
+
+    def resized(self, qty: float, price: float | None) -> Draft:
+        """The same order with another quantity and limit price (``dataclasses.replace``, but
+        without its introspection: every order that leaves is rounded through here)."""
+        return Draft(self.client_id, self.symbol, self.side, qty, price, self.ref_price, self.reduce_only,
+                     self.kind, self.rule, self.ceiling)
 
 
 @dataclass
@@ -264,7 +270,7 @@ def _max_notional(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draf
     if cap is not None and d.qty * d.ref_price > cap:
         qty = cap / d.ref_price
         notes.append(f"clipped to the max order notional {cap:g}: qty {d.qty:.8g} -> {qty:.8g}")
-        d = replace(d, qty=qty)
+        d = d.resized(qty, d.price)
     return d
 
 
@@ -297,7 +303,7 @@ def _increments(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draft:
                    f"qty {qty:.8g} (notional {qty * px:.4g}) is below the exchange minimum "
                    f"(min qty {m.min_qty:g}, min notional {min_notional:g}){why}")
     if qty != d.qty or price != d.price:
-        d = replace(d, qty=qty, price=price)
+        d = d.resized(qty, price)
     return d
 
 

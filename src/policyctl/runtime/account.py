@@ -35,12 +35,17 @@ class Account:
     open: set[str] = field(default_factory=set)  # symbols with an open position (dust is not one)
     _cache: dict[tuple[str, ...], float] = field(default_factory=dict, repr=False)  # cleared on change
     _opening: frozenset[str] | None = field(default=None, repr=False)  # cleared on change
+    _terms: dict[str, float] = field(default_factory=dict, repr=False)  # notional per symbol, as summed
+    _exposed: tuple[str, ...] | None = field(default=None, repr=False)  # symbols with notional, sorted
 
     def add_pending(self, symbol: str, notional: float, strategy: str | None) -> None:
         """An order just decided: its notional counts as exposure for the next checks."""
+        if symbol not in self.pending_buys and symbol not in self.position_value:
+            self._exposed = None
         self.pending_buys[symbol] = self.pending_buys.get(symbol, 0.0) + notional
         if strategy:
             self.strategy_exposure[strategy] = self.strategy_exposure.get(strategy, 0.0) + notional
+        self._terms.pop(symbol, None)
         self._cache.clear()
         self._opening = None
 
@@ -50,29 +55,36 @@ class Account:
             self._opening = frozenset(self.open | {o.symbol for o in state.pending.values() if o.side == "buy"})
         return self._opening
 
+    def _term(self, symbol: str) -> float:
+        got = self._terms.get(symbol)
+        if got is None:
+            got = self._terms[symbol] = self.position_value.get(symbol, 0.0) + self.pending_buys.get(symbol, 0.0)
+        return got
+
     def exposure_symbol(self, symbol: str) -> float:
-        return _share(self.position_value.get(symbol, 0.0) + self.pending_buys.get(symbol, 0.0), self.equity)
+        return _share(self._term(symbol), self.equity)
+
+    def notional_of(self, symbols: list[str] | tuple[str, ...]) -> float:
+        """Positions plus pending buys of ``symbols``, in the quote currency (summed in order)."""
+        key = ("$", *symbols)
+        got = self._cache.get(key)
+        if got is None:
+            term = self._term
+            got = self._cache[key] = sum([term(s) for s in symbols])
+        return got
 
     def exposure_of(self, symbols: list[str] | tuple[str, ...]) -> float:
         key = tuple(symbols)
         got = self._cache.get(key)
         if got is None:
-            total = sum(self.position_value.get(s, 0.0) + self.pending_buys.get(s, 0.0) for s in symbols)
-            got = self._cache[key] = _share(total, self.equity)
-        return got
-
-    def notional_of(self, symbols: tuple[str, ...]) -> float:
-        """Positions plus pending buys of ``symbols``, in the quote currency."""
-        key = ("$", *symbols)
-        got = self._cache.get(key)
-        if got is None:
-            got = self._cache[key] = sum(self.position_value.get(s, 0.0) + self.pending_buys.get(s, 0.0)
-                                         for s in symbols)
+            got = self._cache[key] = _share(self.notional_of(symbols), self.equity)
         return got
 
     @property
     def exposure_total(self) -> float:
-        return self.exposure_of(tuple(sorted({*self.position_value, *self.pending_buys})))
+        if self._exposed is None:
+            self._exposed = tuple(sorted({*self.position_value, *self.pending_buys}))
+        return self.exposure_of(self._exposed)
 
 
 def _share(x: float, equity: float) -> float:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -308,11 +308,7 @@ class Engine:
         for trig in self.cp.triggers:
             if trig.action == "buy":
                 continue
-            for s in self._symbols(trig):
-                if s in exiting or s not in t.account.open:
-                    continue
-                if not self._fired(t, trig, s):
-                    continue
+            for s in self._firing(t, trig, lambda s: s not in exiting and s in t.account.open):
                 i = self.index[s]
                 p = t.state.positions[s]
                 px = t.account.prices.get(s, NAN)
@@ -373,18 +369,23 @@ class Engine:
     def _symbols(self, trig: TriggerInfo) -> tuple[str, ...]:
         return trig.symbols or self.cp.symbols
 
-    def _firing(self, t: _Tick, trig: TriggerInfo) -> Iterator[str]:
+    def _firing(self, t: _Tick, trig: TriggerInfo,
+                eligible: Callable[[str], bool] | None = None) -> Iterator[str]:
         """The symbols the trigger fires for, in order, each traced as :meth:`_fired` does when
-        it is reached (lazily: the trace keeps its order)."""
+        it is reached (lazily: the trace keeps its order). ``eligible`` is asked first, when it
+        is reached too: a symbol it turns away is neither evaluated nor traced."""
         if self.explain:
-            yield from (s for s in self._symbols(trig) if self._fired(t, trig, s))
+            yield from (s for s in self._symbols(trig)
+                        if (eligible is None or eligible(s)) and self._fired(t, trig, s))
             return
         w = trig.when
         per_symbol = w in self._per_symbol
         rows, index, trace = t.values.rows, self.index, t.d.trace
         fired_all = not per_symbol and t.values.g[w] == 1.0
+        if not (fired_all or per_symbol):
+            return
         for s in self._symbols(trig):
-            if fired_all or (per_symbol and rows[index[s]][w] == 1.0):
+            if (fired_all or rows[index[s]][w] == 1.0) and (eligible is None or eligible(s)):
                 trace.append({"stage": "trigger", "rule": trig.name, "symbol": s, "fired": True, "value": True})
                 yield s
 
