@@ -552,6 +552,22 @@ triggers:
 # ---- breakers and the trading state -----------------------------------------------------
 
 
+def test_breaker_margins_are_the_distance_to_tripping(tmp_path: Path) -> None:
+    """Exported as policyctl_breaker_margin: a window or an account field is read in the fast
+    evaluation too (it used to be left out, leaving the margin unavailable)."""
+    cp = policy(tmp_path, """
+breakers:
+  daily_loss: {when: pnl(1d) <= -5%, then: halt}
+  deep: {when: 10% <= drawdown, then: halt}
+  crash:
+    when: any(change(close, 3) <= -50%)
+    then: pause
+""")
+    d = entry(cp)
+    assert d.trading_state is TradingState.ACTIVE
+    assert d.breaker_margins == {"daily_loss": pytest.approx(0.05), "deep": pytest.approx(0.10)}
+
+
 def test_strictest_breaker_wins(tmp_path: Path) -> None:
     cp = policy(tmp_path, """
 breakers:

@@ -336,6 +336,11 @@ class Compiler:
         if when is None:
             return
         self.graph.output("breaker", b.name, "when", when)
+        n = self.graph[when]
+        if n.op in ("le", "lt", "ge", "gt") and not any(self.graph[a].per_symbol for a in n.args):
+            # the runtime exports the distance to tripping, read from both sides of the comparison
+            self.graph.output("breaker", b.name, "lhs", n.args[0])
+            self.graph.output("breaker", b.name, "rhs", n.args[1])
         self.out.breakers.append(BreakerInfo(b.name, when, b.action.kind, duration, b.span))
 
     # -- settings --

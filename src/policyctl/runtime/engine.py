@@ -108,14 +108,15 @@ class Engine:
         self.fee = cp.settings.get("fees.taker", 0.001)
         self.entry_fee = cp.settings.get("fees.maker", self.fee) if self.limit_entries else self.fee
         self.min_trade = cp.settings.get("min_trade", 0.0)
-        # the breakers whose distance to tripping is exported: (name, minuend node, subtrahend node)
+        # the breakers whose distance to tripping is exported (a comparison of portfolio-wide
+        # values, whose sides the compiler made outputs): (name, minuend node, subtrahend node)
         g = cp.graph
         self._margin_plan: list[tuple[str, int, int]] = []
         for b in cp.breakers:
-            n = g[b.when]
-            if n.op in ("le", "lt", "ge", "gt") and not any(g[a].per_symbol for a in n.args):
-                x, t = n.args
-                self._margin_plan.append((b.name, x, t) if n.op in ("le", "lt") else (b.name, t, x))
+            lhs, rhs = g.output_node("breaker", b.name, "lhs"), g.output_node("breaker", b.name, "rhs")
+            if lhs is not None and rhs is not None:
+                le = g[b.when].op in ("le", "lt")
+                self._margin_plan.append((b.name, lhs.id, rhs.id) if le else (b.name, rhs.id, lhs.id))
         self.cooldowns = {k: v for k, v in cp.settings.items() if k in ("after_fill", "after_stopout")}
         windows = [float(cp.graph[i].attr[1]) for i in cp.graph.reachable()  # type: ignore[arg-type]
                    if cp.graph[i].op == "window"]
