@@ -99,6 +99,16 @@ def _plan(cp: CompiledPolicy, strategy: str | None) -> list[_Step]:
     return got
 
 
+def _theme_budgets(cp: CompiledPolicy, symbol: str) -> list[tuple[str, float, tuple[str, ...]]]:
+    """The `max_exposure` budgets of the themes ``symbol`` belongs to: (name, share, members)."""
+    got: list[tuple[str, float, tuple[str, ...]]] | None = cp.memo.get(("theme_budgets", symbol))
+    if got is None:
+        got = cp.memo["theme_budgets", symbol] = [
+            (f"theme:{t.name}", cp.theme_caps[t.name], tuple(t.symbols))
+            for t in cp.policy.market.themes.values() if symbol in t.symbols and t.name in cp.theme_caps]
+    return got
+
+
 def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
                i: int, notional: float, strategy: str | None, now: int, min_trade: float) -> CapCheck:
     out = CapCheck(notional)
@@ -109,10 +119,8 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
     budgets: list[tuple[str, float, float]] = []
     if strategy is not None and strategy in cp.budgets:
         budgets.append((f"budget:{strategy}", cp.budgets[strategy], acct.strategy_exposure.get(strategy, 0.0)))
-    if cp.theme_caps:
-        for theme in cp.policy.market.themes.values():
-            if symbol in theme.symbols and theme.name in cp.theme_caps:
-                budgets.append((f"theme:{theme.name}", cp.theme_caps[theme.name], acct.notional_of(theme.symbols)))
+    for name, share, members in _theme_budgets(cp, symbol):
+        budgets.append((name, share, acct.notional_of(members)))
     for name, share, used in budgets:
         room = share * acct.equity - used
         if not math.isfinite(room):
