@@ -9,6 +9,9 @@ import pytest
 
 from helpers import compile_ok
 from policyctl.rules.compiler import CompiledPolicy, load_and_compile
+from policyctl.runtime.state import EngineState, Position
+from policyctl.simulator.data import MarketData
+from policyctl.simulator.quiet import Precomputed, QuietScanner
 from policyctl.simulator.run import SimConfig, SimResult, simulate
 from policyctl.simulator.synthetic import synthetic_market
 
@@ -88,3 +91,60 @@ def test_candle_only_breaker_does_not_force_ticks() -> None:
     md = synthetic_market(42, bars=3000, timeframe=cp.policy.market.timeframe, symbols=cp.symbols)
     fast = simulate(cp, md, SimConfig(seed=42), fast=True)
     assert fast.decisions < len(md.timestamps) / 4
+
+
+# ---- compiled scan plans --------------------------------------------------------------------
+
+
+def books(md: MarketData, a: int, held: dict[str, float], stopouts: int, rng: np.random.Generator) -> EngineState:
+    """Frozen books at bar ``a``: positions entered a few bars before at ``held[s]`` times the
+    close (their exits move with it), and stop-outs ``stopouts`` hours ago (a breaker's count
+    that changes within the segment, or not)."""
+    ts, tf = md.timestamps, md.timeframe_ms
+    state = EngineState.initial(10_000.0, int(ts[a]))
+    for s, factor in held.items():
+        close = float(md.series[s].close[a - 1])
+        qty = float(rng.uniform(1.0, 50.0)) / close
+        state.positions[s] = Position(s, qty, close * factor, int(ts[a - 3]) + tf, int(ts[a - 3]), qty * close * factor)
+        state.cash -= qty * close * factor
+    for s in md.series:
+        state.last_price[s] = float(md.series[s].close[a - 1])
+    state.peak_equity = 10_000.0 * float(rng.uniform(1.0, 1.05))
+    state.stopout_times = [int(ts[a]) - stopouts * 3_600_000] if stopouts else []
+    state.trade_times = [int(ts[a - 3])]
+    return state
+
+
+@pytest.mark.parametrize("case", ["reference_risk", "every_value"])
+def test_scan_plans_give_what_the_interpretation_gives(tmp_path: Path, case: str) -> None:
+    """Segments of the same shapes (flat, holding each symbol) with other values (entries, cash,
+    peaks, windows): a scanner running compiled plans finds the same first event, with the same
+    equity, as one that interprets every segment; shapes come and go (a stop-out count constant
+    over a segment or not), and the plans of the others stay right."""
+    if case == "reference_risk":
+        cp = load_and_compile(ROOT / "benchmarks" / "reference_risk.yaml")
+    else:
+        cp = compile_ok(tmp_path, EVERY_VALUE, symbols=("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+                        market_extra="themes:\n  majors: {symbols: [BTC/USDT, ETH/USDT]}\n")
+    md = synthetic_market(5, bars=3000, timeframe=cp.policy.market.timeframe, symbols=cp.symbols)
+    pre = Precomputed(cp, md)
+    compiled, interpreted = QuietScanner(cp, md, pre), QuietScanner(cp, md, pre)
+    interpreted.max_plans = 0
+    rng = np.random.default_rng(11)
+    spreads = {s: np.zeros(len(md.timestamps)) for s in cp.symbols}
+    firsts = set()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(150):
+            a = int(rng.integers(400, 2800))
+            held = {s: float(rng.choice([0.9, 0.98, 1.0, 1.02, 1.1])) for s in cp.symbols[:int(rng.integers(0, 3))]}
+            state = books(md, a, held, int(rng.choice([0, 5, 6])), rng)
+            hist = np.full(len(md.timestamps), 10_000.0) * rng.uniform(0.97, 1.03, size=len(md.timestamps))
+            args = (a, a + 128, state, hist, spreads, {}, False)
+            e, eq = compiled.first_event(*args)
+            want_e, want_eq = interpreted.first_event(*args)
+            assert e == want_e, (held, a)
+            np.testing.assert_array_equal(np.broadcast_to(eq, (128,)), np.broadcast_to(want_eq, (128,)))
+            firsts.add(e - a)
+    plans = [p for ps in compiled.plans.values() for p in ps]
+    assert len(plans) >= 3 and not interpreted.plans.get(()), len(plans)
+    assert len(firsts) > 5  # the events move with the values

@@ -233,3 +233,253 @@ def test_comparing_a_constant_with_a_series_broadcasts() -> None:
     assert isinstance(ev.values[mul], np.ndarray) and ev.values[mul].shape == (2, 1)  # 0.97 * entry: per symbol
     want = vectorized.evaluate(graph, SYMBOLS, {"close": close}, full(graph, state), bars=BARS)[root]
     assert same(v, want)
+
+
+# ---- compiled plans -------------------------------------------------------------------------
+#
+# A plan is the trace of one evaluation turned into straight-line code: for every other segment
+# whose inputs have the same kinds (floats, columns, arrays) and whose constants decide the same
+# way, it must give what the evaluation gives (the first bar where a condition holds, and every
+# bar when none holds at the first); for any other segment it must refuse, leaving the mask alone.
+
+WHOLE = 20  # bars of the series the fixed (market) inputs cover; a segment is BARS of them
+
+PLAN_EXPRESSIONS = [
+    "pnl(1d) <= -2% or pnl(7d) <= -5% or drawdown >= 10% or trades(1h) > 3",
+    "not position.open and close > 100 USDT and close < 1000 USDT",
+    "position.open and (close <= 0.97 * position.entry or close >= 1.06 * position.entry or volume < 1)",
+    "any(product.halted or close > 100 USDT) or all(position.open and close < position.entry)",
+    "kill_switch and (pnl(1d) <= -2% or exposure.total > 50%) and not (drawdown < 5%)",
+    "(position.pnl > 1% or position.bars >= 3) and (spread < 1% or close / position.entry - 1 > 2%)",
+    "any(position.open and position.size > 1) and close > 100 USDT or all(position.size < 3) or trades(1h) > 2",
+]
+
+
+def kinds_for(graph: Graph, rng: np.random.Generator) -> dict[str, tuple[int, bool, list[float]]]:
+    """A kind for each state value: 0 a float, 1 a (symbols, 1) column, 2 an array."""
+    out = {}
+    for n in graph.nodes:
+        if n.op not in ("field", "window") or n.market:
+            continue
+        key = node_state_key(n) if n.op == "window" or (n.attr[1] and n.attr[1] not in SYMBOLS) else str(n.attr[0])
+        per_symbol = n.per_symbol or (n.op == "field" and n.attr[1] in SYMBOLS)
+        pool = [0.0, 1.0, NAN] if n.type.kind.name == "BOOL" and rng.random() < 0.8 else SPECIAL
+        out[key] = (int(rng.integers(3)), per_symbol, pool)
+    return out
+
+
+def draw(kinds: dict[str, tuple[int, bool, list[float]]], rng: np.random.Generator) -> dict[str, Any]:
+    k = len(SYMBOLS)
+    state: dict[str, Any] = {}
+    for key, (kind, per_symbol, pool) in kinds.items():
+        if kind == 0:
+            state[key] = float(rng.choice(pool))
+        elif kind == 1 and per_symbol:
+            state[key] = rng.choice(pool, size=(k, 1))
+        else:
+            state[key] = rng.choice(pool, size=(k, BARS) if per_symbol else (BARS,))
+    return state
+
+
+def fixed_inputs(graph: Graph, market: dict[str, np.ndarray]) -> dict[int, vectorized.Value]:
+    """The market fields over the whole series: what a plan takes slices of."""
+    index = {s: i for i, s in enumerate(SYMBOLS)}
+    out: dict[int, vectorized.Value] = {}
+    for n in graph.nodes:
+        if n.op == "field" and n.market:
+            name, target = str(n.attr[0]), n.attr[1]
+            row = index.get(target) if isinstance(target, str) else None
+            out[n.id] = market[name][row] if row is not None else market[name]
+    return out
+
+
+def interpreted(graph: Graph, conditions: list[vectorized.Condition], state: dict[str, Any],
+                market: dict[str, np.ndarray], a: int, record: bool = False) -> tuple[np.ndarray, vectorized.Partial]:
+    """Where the conditions hold over [a, a + BARS), as the scan interprets them."""
+    segment = {f: m[:, a:a + BARS] for f, m in market.items()}
+    ev = vectorized.Partial(graph, len(SYMBOLS), BARS, source_for(graph, state, segment), record=record)
+    event = np.zeros(BARS, dtype=bool)
+    for c in conditions:
+        x = vectorized._holds(ev.value(c.node), c.holds)
+        if isinstance(x, np.ndarray):
+            if x.ndim == 2:
+                x = x[list(c.rows if c.rows is not None else range(len(SYMBOLS)))].any(axis=0)
+            event |= x
+        elif x:
+            event[0] = True
+    return event, ev
+
+
+def planned(plan: vectorized.Plan, graph: Graph, state: dict[str, Any], market: dict[str, np.ndarray],
+            a: int) -> np.ndarray | None:
+    segment = {f: m[:, a:a + BARS] for f, m in market.items()}
+    event = np.zeros(BARS, dtype=bool)
+    if plan(source_for(graph, state, segment), a, a + BARS, event):  # type: ignore[arg-type]
+        return event
+    assert not event.any()  # refused: the mask is left alone
+    return None
+
+
+def conditions_of(graph: Graph, root: int, holds: str) -> list[vectorized.Condition]:
+    return [vectorized.Condition(root, holds, (1,) if graph[root].per_symbol else None)]
+
+
+def record_plan(graph: Graph, conditions: list[vectorized.Condition], state: dict[str, Any],
+                market: dict[str, np.ndarray], a: int = 0,
+                whole: dict[Any, Any] | None = None) -> tuple[vectorized.Plan, np.ndarray]:
+    want, ev = interpreted(graph, conditions, state, market, a, record=True)
+    plan = vectorized.compile_plan(ev, conditions, fixed_inputs(graph, market), {} if whole is None else whole)
+    assert plan is not None
+    return plan, want
+
+
+def same_events(got: np.ndarray, want: np.ndarray) -> bool:
+    """The same first event; and the same mask when the first bar is none (a plan may stop at
+    an event on the first bar: nothing comes earlier)."""
+    return bool(got[0]) if want[0] else bool(np.array_equal(got, want))
+
+
+@pytest.mark.parametrize("holds", [vectorized.TRUE, vectorized.NOT_FALSE])
+@pytest.mark.parametrize("text", EXPRESSIONS + PLAN_EXPRESSIONS)
+def test_a_plan_evaluates_every_segment_of_its_shape_as_the_interpretation_does(text: str, holds: str) -> None:
+    graph, root = compile_expr(text)
+    conditions = conditions_of(graph, root, holds)
+    rng = np.random.default_rng(sum(map(ord, text + holds)))
+    accepted = 0
+    with np.errstate(all="ignore"):  # overflows on purpose
+        for _ in range(40):
+            kinds = kinds_for(graph, rng)
+            market = {f: rng.choice(SPECIAL, size=(len(SYMBOLS), WHOLE)) for f in MARKET_FIELDS}
+            a0 = int(rng.integers(WHOLE - BARS + 1))
+            plan, want = record_plan(graph, conditions, draw(kinds, rng), market, a0)
+            for _ in range(8):  # same kinds, other values, other segments
+                state, a = draw(kinds, rng), int(rng.integers(WHOLE - BARS + 1))
+                got = planned(plan, graph, state, market, a)
+                if got is not None:
+                    accepted += 1
+                    want, _ = interpreted(graph, conditions, state, market, a)
+                    assert same_events(got, want), (text, plan.source, state, a, got, want)
+    assert accepted > 40, accepted
+
+
+def test_a_plan_computes_the_values_of_its_segment() -> None:
+    """Same shape, other values: another entry price moves the exit."""
+    graph, root = compile_expr("position.open and close <= 0.97 * position.entry")
+    close = 100.0 - np.arange(WHOLE)  # 100, 99, ..., 81
+    market = {f: np.vstack([close, close]) for f in MARKET_FIELDS}
+    conditions = conditions_of(graph, root, vectorized.TRUE)
+    plan, want = record_plan(graph, conditions, {"position.open": 1.0, "position.entry": 100.0}, market)
+    assert want.tolist() == [False, False, False, True, True, True, True]  # 97 is 0.97 * 100
+    firsts = []
+    for entry, a in ((100.0, 10), (95.0, 0), (99.0, 0), (100.0, 0)):
+        state = {"position.open": 1.0, "position.entry": entry}
+        got = planned(plan, graph, state, market, a)
+        want, _ = interpreted(graph, conditions, state, market, a)
+        assert got is not None and np.array_equal(got, want)
+        firsts.append(int(np.argmax(got)) if got.any() else None)
+    assert firsts == [0, None, 4, 3]  # 0.97 * 99 = 96.03
+
+
+def test_a_plan_refuses_a_segment_of_another_shape() -> None:
+    graph, root = compile_expr("position.open and close <= 0.97 * position.entry")
+    market = {f: np.full((2, WHOLE), 90.0) for f in MARKET_FIELDS}
+    conditions = conditions_of(graph, root, vectorized.TRUE)
+    plan, _ = record_plan(graph, conditions, {"position.open": 1.0, "position.entry": 100.0}, market)
+    assert planned(plan, graph, {"position.open": 1.0, "position.entry": 80.0}, market, 3) is not None
+    for state in ({"position.open": 0.0, "position.entry": 100.0},  # decides otherwise: false at once
+                  {"position.open": NAN, "position.entry": 100.0},  # unavailable: no short cut either way
+                  {"position.open": 1.0, "position.entry": np.array([[100.0], [90.0]])},  # a column
+                  {"position.open": np.ones((2, BARS)), "position.entry": 100.0}):  # an array
+        assert planned(plan, graph, state, market, 3) is None, state
+        # ... and the plan of that shape gives what the evaluation gives
+        other, want = record_plan(graph, conditions, state, market, 3)
+        assert np.array_equal(planned(other, graph, state, market, 3), want)  # type: ignore[arg-type]
+    # the first plan still stands for its shape
+    got = planned(plan, graph, {"position.open": 1.0, "position.entry": 95.0}, market, 0)
+    assert got is not None and got.all()
+
+
+def test_a_plan_computes_once_what_does_not_depend_on_the_segment() -> None:
+    """Flat, ``not position.open and c1 and c2`` is ``c1 and c2`` on candles alone: its mask is
+    made once over the whole series, and shared with any other plan that needs it."""
+    graph, root = compile_expr("not position.open and close > 100 USDT and close < 1000 USDT")
+    rng = np.random.default_rng(7)
+    market = {f: rng.choice([50.0, 150.0, 2000.0, NAN], size=(2, WHOLE)) for f in MARKET_FIELDS}
+    conditions = conditions_of(graph, root, vectorized.TRUE)
+    whole: dict[Any, Any] = {}
+    plan, _ = record_plan(graph, conditions, {"position.open": 0.0}, market, whole=whole)
+    assert "read(" in plan.source and "m0[a:b]" in plan.source and "V_" not in plan.source, plan.source
+    masks = [v for key, v in whole.items() if key[0] == "mask"]
+    assert len(masks) == 1 and masks[0].shape == (WHOLE,)
+    for a in range(WHOLE - BARS + 1):
+        got = planned(plan, graph, {"position.open": 0.0}, market, a)
+        want, _ = interpreted(graph, conditions, {"position.open": 0.0}, market, a)
+        assert got is not None and np.array_equal(got, want)
+    again, _ = record_plan(graph, conditions, {"position.open": 0.0}, market, 4, whole=whole)
+    assert again.namespace["m0"] is masks[0] and len([k for k in whole if k[0] == "mask"]) == 1
+
+
+def test_a_plan_runs_a_level_s_comparisons_as_one_call() -> None:
+    """Independent comparisons run as one call on their operands stacked (``>=`` as ``<=``,
+    its operands swapped), and their rows are tested together."""
+    graph, root = compile_expr("pnl(1d) <= -2% or pnl(7d) <= -5% or drawdown >= 10%")
+    rng = np.random.default_rng(3)
+    market = {f: np.ones((2, WHOLE)) for f in MARKET_FIELDS}
+    conditions = conditions_of(graph, root, vectorized.NOT_FALSE)
+
+    def state() -> dict[str, Any]:
+        return {k: rng.choice([-0.1, -0.05, -0.02, 0.0, 0.1, 0.2, NAN], size=BARS)
+                for k in ("pnl:86400", "pnl:604800", "drawdown")}
+
+    plan, _ = record_plan(graph, conditions, state(), market)
+    assert plan.source.count("V_le(") == 1 and "V_ge" not in plan.source and "V_or" not in plan.source, plan.source
+    for _ in range(50):
+        s = state()
+        got = planned(plan, graph, s, market, 0)
+        want, _ = interpreted(graph, conditions, s, market, 0)
+        assert got is not None and same_events(got, want)
+
+
+def test_flipped_comparisons_are_the_same_bit_for_bit() -> None:
+    """``a >= b`` is ``b <= a`` and ``a < b`` is ``b > a``, at every special value."""
+    a, b = (np.array(x) for x in zip(*itertools.product(SPECIAL, repeat=2), strict=True))
+    with np.errstate(all="ignore"):
+        for op, flipped in vectorized._FLIPPED.items():
+            x, y = vectorized._VECTOR[op](a, b), vectorized._VECTOR[flipped](b, a)
+            assert np.array_equal(x, y, equal_nan=True) and np.array_equal(np.signbit(x), np.signbit(y)), op
+
+
+@pytest.mark.parametrize("op", ["and", "or"])
+def test_masks_split_over_and_or_as_the_operators_decide(op: str) -> None:
+    """``x or y`` is 1 where x or y is 1; ``x and y`` is not 0 where neither is; and, for values
+    1, 0 or NaN only, ``x or y`` is not 0 where x or y is not, ``x and y`` is 1 where both are."""
+    a, b = (np.array(x) for x in zip(*itertools.product(SPECIAL, repeat=2), strict=True))
+    v = vectorized._VECTOR[op](a, b)
+    join = np.logical_or if op == "or" else np.logical_and
+    if op == "or":
+        assert np.array_equal(v == 1.0, join(a == 1.0, b == 1.0))
+    else:
+        assert np.array_equal(v != 0.0, join(a != 0.0, b != 0.0))
+    logical = np.isin(a, [0.0, 1.0]) | np.isnan(a)
+    logical &= np.isin(b, [0.0, 1.0]) | np.isnan(b)
+    if op == "or":
+        assert np.array_equal((v != 0.0)[logical], join(a != 0.0, b != 0.0)[logical])
+    else:
+        assert np.array_equal((v == 1.0)[logical], join(a == 1.0, b == 1.0)[logical])
+
+
+def test_logical_operators_give_only_true_false_or_unavailable() -> None:
+    """What ``true and x`` may be taken for: x itself (and what a mask of a value of x may split
+    over), at every special value; crossings included."""
+    a, b = (np.array(x) for x in zip(*itertools.product(SPECIAL, repeat=2), strict=True))
+    with np.errstate(all="ignore"):
+        for op in sorted(vectorized._LOGICAL):
+            if op == "cross":
+                values = [vectorized._series_op("cross", (side,), [a, b], False, 1) for side in ("above", "below")]
+            elif op in ("any", "all"):
+                values = [vectorized._pure(op, [np.vstack([a, b])])]
+            else:
+                values = [vectorized._pure(op, [a, b])]
+            for v in values:
+                assert np.isin(v, [0.0, 1.0]).sum() + np.isnan(v).sum() == v.size, op
+                assert not np.signbit(v[v == 0.0]).any(), op  # no -0.0 either

@@ -17,6 +17,12 @@ values (:class:`Segment`) are floats where they are constant over the segment (p
 flags and entries, cash, equity when flat, most windows), so a condition like ``position.open
 and ...`` folds to false at once when flat, and arrays are built only for what is read.
 
+Which values are floats and which arrays, and which way the constants decide, depends on the
+books, not on the bars: segments come in a few shapes (flat; holding this symbol...). The second
+time a shape is evaluated, its evaluation becomes a plan (``vectorized.compile_plan``): straight
+numpy code with no dispatch, that checks first that a segment has its shape and computes once,
+over the whole series, what does not depend on the segment.
+
 ``tests/test_simulator_fast.py`` holds the fast path to the plain bar-by-bar loop: same
 fills, same equity, same denials, on every policy in ``policies/``.
 """
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from scipy.signal import lfilter
@@ -39,6 +45,7 @@ from policyctl.simulator.data import MarketData
 
 FIELDS = ("open", "high", "low", "close", "volume")
 NAN = math.nan
+MAX_PLANS = 16  # compiled plans of the scan per set of symbols held (each for a shape of the books)
 
 
 class Precomputed:
@@ -121,6 +128,7 @@ class QuietScanner:
         m = self.pre.market
         finite = np.isfinite(m["open"]) & np.isfinite(m["high"]) & np.isfinite(m["low"]) & np.isfinite(m["close"])
         self.bad_tick = cp.settings.get("bad_tick")
+        self.close_rows = [(s, m["close"][i]) for s, i in self.index.items()]
         # Only what can make something happen: trigger and breaker conditions (caps matter only
         # when an order is sized, which happens on an event bar, in a full engine tick). The
         # conditions that do not depend on the books are decided once, with missing candles.
@@ -147,37 +155,42 @@ class QuietScanner:
                 jumps = np.abs(c[:, 1:] / c[:, :-1] - 1.0) > self.bad_tick
             self.static_ticks = self.static.copy()
             self.static_ticks[1:] |= jumps.any(axis=0)
+        # compiled plans of the scan, by the symbols held, and the conditions asked with them
+        self.plans: dict[tuple[str, ...], list[vectorized.Plan]] = {}
+        self.max_plans = MAX_PLANS
+        self.conditions: dict[tuple[str, ...], list[vectorized.Condition]] = {}
+        self.shapes: set[object] = set()  # shapes evaluated once: the second time, a plan is compiled
+        self.whole: dict[tuple[object, ...], np.ndarray] = {}  # values over the whole series, for the plans
 
     # ---- the first bar where something can happen ------------------------------------------
     def first_event(self, a: int, b: int, state: EngineState, eq_hist: np.ndarray,
                     spreads: Mapping[str, np.ndarray], protect: Mapping[str, tuple[float | None, float | None]],
-                    intrabar: bool) -> tuple[int, np.ndarray]:
+                    intrabar: bool) -> tuple[int, vectorized.Value]:
         """The first bar in [a, b) where the engine could decide something (``b`` if none), and
-        the equity over the bars before it (and possibly more)."""
+        the equity over the bars before it (and possibly more): an array, or a float when it is
+        constant. The account arithmetic divides by zero and meets NaN: the caller silences
+        numpy's warnings of it (``simulate`` does, once)."""
         seg = Segment(self, a, b, state, eq_hist, spreads)
         if _expected_state(state) is not state.trading_state or self._bad_first_tick(a, state):
-            return a, seg.equity_array()
+            return a, seg.equity
         event = self.static_ticks[a:b].copy()
         event[0] = self.static[a]
-        with np.errstate(divide="ignore", invalid="ignore"):  # for the account arithmetic too
-            for x in self._signals(seg, protect, intrabar) if not event[0] else ():
-                if isinstance(x, np.ndarray):
-                    event |= x
-                elif x:  # the same at every bar
-                    event[0] = True
-                if event[0]:
-                    break  # nothing can come earlier
-        hits = np.flatnonzero(event)
-        return (a + int(hits[0]) if len(hits) else b), seg.equity_array()
+        if not event[0]:
+            held = tuple(s for s in self.syms if s in state.positions and state.positions[s].qty > 0)
+            if state.trips or held:
+                self._stops(seg, held, protect, intrabar, event)
+            if not event[0]:
+                self._conditions(seg, held, event)
+        first = int(event.argmax())
+        return (a + first if event[first] else b), seg.equity
 
-    def _signals(self, seg: Segment, protect: Mapping[str, tuple[float | None, float | None]],
-                 intrabar: bool) -> Iterator[np.ndarray | bool]:
-        """Where each condition that depends on the books holds: a bool, or bools over the bars."""
+    def _stops(self, seg: Segment, held: tuple[str, ...], protect: Mapping[str, tuple[float | None, float | None]],
+               intrabar: bool, event: np.ndarray) -> None:
+        """Where a breaker's hold ends, or a protective stop or take level is reached."""
         a, b, state = seg.a, seg.b, seg.state
         for trip in state.trips.values():
             if trip.until_ms is not None:
-                yield self.now[a:b] >= trip.until_ms
-        held = tuple(s for s, p in state.positions.items() if p.qty > 0)
+                event |= self.now[a:b] >= trip.until_ms
         m = self.pre.market
         for s in held:
             i = self.index[s]
@@ -185,22 +198,65 @@ class QuietScanner:
             if intrabar:
                 stop, take = protect.get(s, (None, None))
                 if stop is not None:
-                    yield m["low"][i, a:b] <= stop
+                    event |= m["low"][i, a:b] <= stop
                 if take is not None:
-                    yield m["high"][i, a:b] >= take
+                    event |= m["high"][i, a:b] >= take
             if p.stop is not None:
-                yield m["close"][i, a:b] <= p.stop
+                event |= m["close"][i, a:b] <= p.stop
             if p.take is not None:
-                yield m["close"][i, a:b] >= p.take
-        ev = vectorized.Partial(self.cp.graph, len(self.syms), b - a, seg.source)
-        for br in self.breakers:
-            yield np.not_equal(ev.value(br.when), 0.0)  # true, or unavailable
+                event |= m["close"][i, a:b] >= p.take
+
+    def _conditions(self, seg: Segment, held: tuple[str, ...], event: np.ndarray) -> None:
+        """Where a breaker's condition is true or unavailable, or a trigger fires. A plan compiled
+        for segments of this shape does it (``vectorized.compile_plan``); else ``vectorized.Partial``,
+        which records the evaluation: a shape evaluated twice gets its plan."""
+        key = held
+        plans = self.plans.get(key)
+        if plans is None:
+            plans = self.plans[key] = []
+            self.conditions[key] = self._conditions_for(held)
+        planned = seg.n > max(1, len(self.syms))  # a segment's shapes tell its bars from the symbols
+        for k, plan in enumerate(plans if planned else ()):
+            if plan.run(seg.read, seg.a, seg.b, event):
+                if k:  # the last shape first: shapes come in runs
+                    plans.insert(0, plans.pop(k))
+                return
+        conditions = self.conditions[key]
+        record = planned and len(plans) < self.max_plans
+        ev = vectorized.Partial(self.cp.graph, len(self.syms), seg.n, seg.source, record=record)
+        for c in conditions:
+            x = vectorized._holds(ev.value(c.node), c.holds)
+            if isinstance(x, np.ndarray):
+                if x.ndim == 2:
+                    rows = c.rows or range(len(self.syms))
+                    x = x[rows[0]] if len(rows) == 1 else x[list(rows)].any(axis=0)
+                event |= x
+            elif x:  # the same at every bar
+                event[0] = True
+            if event[0] and not record:
+                return  # nothing can come earlier (a recording goes on: the plan needs it all)
+        if record:
+            shape = (key, ev.shape())
+            if shape not in self.shapes:
+                self.shapes.add(shape)
+                return
+            compiled = vectorized.compile_plan(ev, conditions, self.given, self.whole)
+            if compiled is not None:
+                plans.insert(0, compiled)
+
+    def _conditions_for(self, held: tuple[str, ...]) -> list[vectorized.Condition]:
+        """What the scan asks while ``held`` are the symbols held (exit triggers ask only those)."""
+        out = [vectorized.Condition(br.when, vectorized.NOT_FALSE) for br in self.breakers]
         for trig in self.buy_triggers:
-            yield self._fires(ev.value(trig.when), trig.symbols)
+            out.append(vectorized.Condition(trig.when, vectorized.TRUE, self._rows(trig.symbols or self.syms)))
         for trig in self.exit_triggers:
             targets = tuple(s for s in (trig.symbols or self.syms) if s in held)
             if targets:
-                yield self._fires(ev.value(trig.when), targets)
+                out.append(vectorized.Condition(trig.when, vectorized.TRUE, self._rows(targets)))
+        return out
+
+    def _rows(self, symbols: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(self.index[s] for s in symbols)
 
     def _fires(self, v: vectorized.Value, symbols: tuple[str, ...]) -> np.ndarray | bool:
         if not isinstance(v, np.ndarray):
@@ -215,16 +271,17 @@ class QuietScanner:
     def _bad_first_tick(self, a: int, state: EngineState) -> bool:
         if self.bad_tick is None:
             return False
-        close = self.pre.market["close"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for s, i in self.index.items():
-                c = close[i, a]  # a numpy float: numpy's division, as over the series
-                if abs(c / state.last_price.get(s, c) - 1.0) > self.bad_tick:
-                    return True
+        for s, close in self.close_rows:
+            c = float(close[a])
+            last = state.last_price.get(s, c)
+            # the division the series' check makes (numpy's, which gives infinities or NaN for 0)
+            jump = c / last if last != 0.0 else float(np.float64(c) / last)
+            if abs(jump - 1.0) > self.bad_tick:
+                return True
         return False
 
     # ---- what a quiet stretch changes ---------------------------------------------------------
-    def bookkeep(self, a: int, e: int, state: EngineState, eq: np.ndarray) -> None:
+    def bookkeep(self, a: int, e: int, state: EngineState, eq: vectorized.Value) -> None:
         if e <= a:
             return
         m = self.pre.market
@@ -235,14 +292,15 @@ class QuietScanner:
             avg = state.avg_volume.get(s)
             if avg is None:
                 avg, v = float(v[0]), v[1:]
-            if len(v):
+            if len(v) > 256:  # the engine's average, bar after bar: 0.95 * avg + 0.05 * volume
                 y = lfilter([0.05], [1.0, -0.95], v, zi=[0.95 * avg])[0]
                 avg = float(y[-1])
+            else:  # on a few bars, the same recursion in Python costs less than the filter's call
+                for x in v.tolist():
+                    avg = 0.95 * avg + 0.05 * x
             state.avg_volume[s] = avg
-        seg = eq[: e - a]
-        if len(seg):
-            top = float(np.max(seg))
-            state.peak_equity = max(state.peak_equity, top)
+        top = float(np.max(eq[: e - a])) if isinstance(eq, np.ndarray) else eq
+        state.peak_equity = max(state.peak_equity, top)
         state.bars_seen += e - a
         state.now = int(self.now[e - 1])
 
@@ -270,26 +328,30 @@ class Segment:
     of them but equity and what derives from it when flat; a count window that is the same at the
     first and the last bar); the arithmetic is the engine's, in the same order."""
 
+    __slots__ = ("_close", "_equity", "_equity_array", "_value", "a", "b", "cache", "eq_hist", "n", "positions",
+                 "sc", "spreads", "state")
+
     def __init__(self, sc: QuietScanner, a: int, b: int, state: EngineState, eq_hist: np.ndarray,
                  spreads: Mapping[str, np.ndarray]):
         self.sc, self.a, self.b, self.n = sc, a, b, b - a
         self.state, self.eq_hist, self.spreads = state, eq_hist, spreads
         self.positions = {s: p for s, p in state.positions.items() if s in sc.index}
-        self.close = sc.pre.market["close"][:, a:b]
+        self._close: np.ndarray | None = None
         self.cache: dict[str, vectorized.Value] = {}
         self._value: dict[str, np.ndarray] | None = None
         self._equity: vectorized.Value | None = None
+        self._equity_array: np.ndarray | None = None
 
     def source(self, i: int) -> vectorized.Value | None:
         """The value of node ``i`` as the scan reads it, or None: computed from its arguments."""
-        sc = self.sc
-        x = sc.given.get(i)
+        x = self.sc.given.get(i)
         if x is not None:
             return x[..., self.a:self.b] if isinstance(x, np.ndarray) else x
-        read = sc.reads.get(i)
-        if read is None:
-            return None
-        key, row, compute = read
+        return self.read(i) if i in self.sc.reads else None
+
+    def read(self, i: int) -> vectorized.Value:
+        """The value of the account field or window node ``i``."""
+        key, row, compute = self.sc.reads[i]
         v = self.cache.get(key)
         if v is None:
             v = self.cache[key] = compute(self, key)
@@ -297,6 +359,12 @@ class Segment:
             v = v[row]
             return float(v[0]) if v.size == 1 else v
         return v
+
+    @property
+    def close(self) -> np.ndarray:
+        if self._close is None:
+            self._close = self.sc.pre.market["close"][:, self.a:self.b]
+        return self._close
 
     @property
     def value(self) -> dict[str, np.ndarray]:
@@ -311,15 +379,18 @@ class Segment:
             if not self.positions:
                 self._equity = self.state.cash + 0.0
             else:
-                tot = np.zeros(self.n)
-                for v in self.value.values():
+                values = iter(self.value.values())
+                tot = next(values) + 0.0  # a sum from zero: 0.0 plus the first term
+                for v in values:
                     tot = tot + v
                 self._equity = self.state.cash + tot
         return self._equity
 
     def equity_array(self) -> np.ndarray:
-        eq = self.equity
-        return eq if isinstance(eq, np.ndarray) else np.full(self.n, eq)
+        if self._equity_array is None:
+            eq = self.equity
+            self._equity_array = eq if isinstance(eq, np.ndarray) else np.full(self.n, eq)
+        return self._equity_array
 
     def _equity_value(self, key: str) -> vectorized.Value:
         return self.equity
@@ -339,7 +410,12 @@ class Segment:
             # the running peak is max(eq, peak0) from the second bar: the same drawdown as the first's
             return max(0.0, 1.0 - eq / peak0)
         eq = self.equity_array()
-        before = np.maximum.accumulate(np.concatenate([[peak0], eq[:-1]]))  # the peak before each bar
+        before = np.empty(self.n)  # the peak before each bar
+        before[0] = peak0
+        before[1:] = eq[:-1]
+        np.maximum.accumulate(before, out=before)
+        if peak0 > 0:  # then every peak is positive, or NaN (after a NaN equity), which gives NaN anyway
+            return np.maximum(0.0, 1.0 - eq / before)
         return np.where(before > 0, np.maximum(0.0, 1.0 - eq / before), np.nan)
 
     def _exposure(self, key: str) -> vectorized.Value:
@@ -428,16 +504,20 @@ class Segment:
             return np.asarray(counts, dtype=np.float64)
         # the engine looks up the latest equity mark at or before now - w: bar t - wb, or the
         # first mark when none is that old (bar 0's equity)
-        eq, hist = self.equity_array(), self.eq_hist
+        eq, hist = self.equity, self.eq_hist
         s0 = a - wb  # the mark for the segment's first bar
-        if s0 >= 0:
-            start = hist[s0:s0 + n] if s0 + n <= a else np.concatenate([hist[s0:a], eq])[:n]
+        if s0 >= 0 and s0 + n <= a:
+            start = hist[s0:s0 + n]
+        elif s0 >= 0:
+            start = np.concatenate([hist[s0:a], self.equity_array()])[:n]
         else:
-            first = hist[0] if a > 0 else eq[0]
-            start = np.concatenate([np.full(min(-s0, n), first), hist[:a], eq])[:n]
+            first = hist[0] if a > 0 else self.equity_array()[0]
+            start = np.concatenate([np.full(min(-s0, n), first), hist[:a], self.equity_array()])[:n]
         if func == "pnl_amount":
             return eq - start
-        return np.where(start > 0, (eq - start) / start, np.nan)
+        pnl = (eq - start) / start
+        pnl[start <= 0] = np.nan  # where the start is not positive (a NaN one gives NaN already)
+        return pnl
 
 
 def _reader(key: str, sc: QuietScanner) -> Callable[[Segment, str], vectorized.Value]:
@@ -456,7 +536,7 @@ def _reader(key: str, sc: QuietScanner) -> Callable[[Segment, str], vectorized.V
 def _column(col: list[float]) -> vectorized.Value:
     """A per-symbol constant: a float when the same for every symbol, else a (symbols, 1) array."""
     x = col[0]
-    if all(v == x or (v != v and x != x) for v in col):
+    if len(col) == 1 or all(v == x or (v != v and x != x) for v in col):
         return x
     return np.array(col)[:, None]
 

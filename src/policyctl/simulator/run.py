@@ -8,6 +8,7 @@ orders go to the simulated exchange. No rule is implemented twice: the engine de
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -77,7 +78,15 @@ def simulate(cp: CompiledPolicy, data: MarketData, cfg: SimConfig,
     if missing:
         raise ValueError(f"the data has no candles for {', '.join(missing)}")
     runner = _Runner(cp, data, cfg, fast)
-    n = len(data.timestamps)
+    with np.errstate(divide="ignore", invalid="ignore") if fast else contextlib.nullcontext():
+        _run(runner, cfg, len(data.timestamps), progress)
+    return runner.result()
+
+
+def _run(runner: _Runner, cfg: SimConfig, n: int, progress: Callable[[int], None] | None) -> None:
+    """The bars, in order. (The scan's account arithmetic over stretches of bars divides by zero
+    and meets NaN where values are unavailable: ``simulate`` silences numpy's warnings of it,
+    once for the run.)"""
     t = 0
     chunk = FIRST_CHUNK
     next_progress = 0
@@ -102,7 +111,6 @@ def simulate(cp: CompiledPolicy, data: MarketData, cfg: SimConfig,
         t = e
     if progress is not None:
         progress(n)
-    return runner.result()
 
 
 class _Runner:
@@ -159,7 +167,7 @@ class _Runner:
         e, eq = self.scanner.first_event(a, b, self.state, self.equity, self.spreads, self.ex.protect,
                                          self.ex.model.stops == "intrabar")
         self.scanner.bookkeep(a, e, self.state, eq)
-        self.equity[a:e] = eq[: e - a]
+        self.equity[a:e] = eq[: e - a] if isinstance(eq, np.ndarray) else eq
         self.codes[a:e] = self.state.trading_state.rank
         return e
 
