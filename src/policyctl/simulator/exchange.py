@@ -54,7 +54,7 @@ class FillModel:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Queued:
     order: OrderRequest
     due: int  # bar index at whose open it fills
@@ -80,10 +80,16 @@ class SimExchange:
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng(self.seed)
         self._n = 0
-        self.atr_rel: dict[str, np.ndarray] = {}
-        for s, ser in self.data.series.items():
+        self._atr_rel: dict[str, np.ndarray] = {}  # computed when first needed
+
+    def atr_rel(self, symbol: str) -> np.ndarray:
+        """ATR(14) relative to the close, over the series (for slippage that grows with volatility)."""
+        got = self._atr_rel.get(symbol)
+        if got is None:
+            ser = self.data.series[symbol]
             with np.errstate(invalid="ignore", divide="ignore"):
-                self.atr_rel[s] = indicators.atr(ser.high, ser.low, ser.close, 14) / ser.close
+                got = self._atr_rel[symbol] = indicators.atr(ser.high, ser.low, ser.close, 14) / ser.close
+        return got
 
     # -- orders in --
     def submit(self, orders: list[OrderRequest], t: int) -> None:
@@ -100,6 +106,8 @@ class SimExchange:
             self.queued = [q for q in self.queued if q.order.client_id != c.client_id]
 
     def open_orders(self, t: int, ts_of: int) -> tuple[OpenOrder, ...]:
+        if not self.queued and not self.resting:
+            return ()
         out = []
         for q in [*self.queued, *self.resting.values()]:
             o = q.order
@@ -124,8 +132,7 @@ class SimExchange:
             if q.due > t:
                 keep.append(q)
                 continue
-            ser = self.data.series[q.order.symbol]
-            px = float(ser.open[t])
+            px = self.data.series[q.order.symbol].open.item(t)  # float64: a Python float
             if not math.isfinite(px) or px <= 0:
                 keep.append(q)  # no trading on this bar: the order waits for the next one
                 q.due = t + 1
@@ -152,14 +159,15 @@ class SimExchange:
     # -- fills --
     def _slip(self, o: OrderRequest, t: int, qty: float) -> float:
         m = self.model
-        ser = self.data.series[o.symbol]
         slip = m.slippage + self.spread_at(o.symbol, t) / 2
-        atr = float(self.atr_rel[o.symbol][t - 1]) if t > 0 else math.nan
-        if m.vol_slippage and math.isfinite(atr):
-            slip += m.vol_slippage * atr
-        vol = float(ser.volume[t])
-        if m.impact and math.isfinite(vol) and vol > 0:
-            slip += m.impact * min(qty / vol, 1.0)
+        if m.vol_slippage and t > 0:  # (the arrays are read only when their term counts)
+            atr = self.atr_rel(o.symbol).item(t - 1)
+            if math.isfinite(atr):
+                slip += m.vol_slippage * atr
+        if m.impact:
+            vol = self.data.series[o.symbol].volume.item(t)
+            if math.isfinite(vol) and vol > 0:
+                slip += m.impact * min(qty / vol, 1.0)
         return slip
 
     def _market_fill(self, o: OrderRequest, t: int, ts: int, open_px: float) -> list[Fill]:
@@ -188,7 +196,7 @@ class SimExchange:
         o = q.order
         ser = self.data.series[o.symbol]
         price = float(o.price)  # type: ignore[arg-type]
-        lo, hi = float(ser.low[t]), float(ser.high[t])
+        lo, hi = ser.low.item(t), ser.high.item(t)  # float64: Python floats
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return []
         left = float(o.qty) - q.filled
@@ -216,7 +224,7 @@ class SimExchange:
             del self.protect[s]
             return []
         ser = self.data.series[s]
-        o, h, lo = float(ser.open[t]), float(ser.high[t]), float(ser.low[t])
+        o, h, lo = ser.open.item(t), ser.high.item(t), ser.low.item(t)  # float64: Python floats
         if not all(math.isfinite(x) for x in (o, h, lo)):
             return []
         kind, px = "", 0.0

@@ -46,6 +46,7 @@ from policyctl.simulator.data import MarketData
 FIELDS = ("open", "high", "low", "close", "volume")
 NAN = math.nan
 MAX_PLANS = 16  # compiled plans of the scan per set of symbols held (each for a shape of the books)
+VOLUME_RUN = 4096  # bars of the volume average filtered ahead at a time (see Precomputed.volume_average)
 
 
 class Precomputed:
@@ -55,8 +56,11 @@ class Precomputed:
         self.cp = cp
         g = cp.graph
         syms = cp.symbols
-        self.market = {f: np.stack([np.asarray(getattr(data.series[s], f), dtype=np.float64) for s in syms])
-                       for f in FIELDS}
+        self.market: dict[str, np.ndarray] = {}  # (symbols, bars) per field
+        for f in FIELDS:
+            cols = [np.asarray(getattr(data.series[s], f), dtype=np.float64) for s in syms]
+            # with one symbol, a view of its series: a stack would copy it
+            self.market[f] = cols[0][None, :] if len(cols) == 1 else np.stack(cols)
         self.market_nodes = [i for i in g.reachable() if g[i].market and not g[i].is_const]
         values = vectorized.evaluate(g, syms, self.market, nodes=self.market_nodes,
                                      bars=len(data.timestamps))
@@ -64,6 +68,11 @@ class Precomputed:
         self.ev = IncrementalEvaluator(g, syms)
         self._adv_g = [i for i in self.ev.advance_nodes if not g[i].per_symbol]
         self._adv_s = [i for i in self.ev.advance_nodes if g[i].per_symbol]
+        # what a tick copies into the evaluator: (its row, the node, the node's series there)
+        G, rows = self.ev._g, self.ev._rows
+        self._copies: list[tuple[list[float], int, np.ndarray]] = [(G, i, self.values[i]) for i in self._adv_g]
+        self._copies += [(r, i, self.values[i][k]) for i in self._adv_s for k, r in enumerate(rows)]
+        self._volume_runs: dict[int, tuple[int, np.ndarray]] = {}
         self.t = 0
 
     def on_bar(self, bars: dict[str, Bar]) -> None:
@@ -71,14 +80,28 @@ class Precomputed:
 
     def evaluate(self, inputs: dict[str, object], full: bool) -> Values:
         t = self.t
-        G, rows = self.ev._g, self.ev._rows
-        for i in self._adv_g:
-            G[i] = float(self.values[i][t])
-        for i in self._adv_s:
-            col = self.values[i][:, t]
-            for k, r in enumerate(rows):
-                r[i] = float(col[k])
+        for row, i, series in self._copies:
+            row[i] = float(series.item(t))  # item: a Python scalar, not a numpy one
         return self.ev.evaluate(inputs, full=full)
+
+    def volume_average(self, i: int, a: int, e: int, avg: float) -> float:
+        """The engine's average volume of symbol ``i`` (its row) after bars [a, e), from ``avg`` (a
+        positive number) before bar ``a``: ``avg = 0.95 * avg + 0.05 * volume``, bar after bar.
+
+        The recursion is filtered ahead over a run of bars (``lfilter`` computes it bit for bit), and
+        the run serves the next segments while the average of the books is still the one the run
+        holds at their first bar: the full ticks in between update it the same way, bar after bar."""
+        got = self._volume_runs.get(i)
+        if got is not None:
+            c0, run = got
+            if c0 <= a and e - c0 < len(run) and run.item(a - c0) == avg:
+                return float(run.item(e - c0))
+        v = self.market["volume"][i, a:max(e, a + VOLUME_RUN)]
+        run = np.empty(len(v) + 1)
+        run[0] = avg
+        run[1:] = lfilter([0.05], [1.0, -0.95], v, zi=[0.95 * avg])[0]
+        self._volume_runs[i] = (a, run)
+        return float(run.item(e - a))
 
 
 class QuietScanner:
@@ -285,31 +308,45 @@ class QuietScanner:
         if e <= a:
             return
         m = self.pre.market
+        close, volume = m["close"], m["volume"]
+        last_ts = self.ts.item(e - 1)  # item: a Python scalar, not a numpy one
         for s, i in self.index.items():
-            state.last_bar_ts[s] = int(self.ts[e - 1])
-            state.last_price[s] = float(m["close"][i, e - 1])
-            v = m["volume"][i, a:e]
+            state.last_bar_ts[s] = last_ts
+            state.last_price[s] = close.item(i, e - 1)
             avg = state.avg_volume.get(s)
-            if avg is None:
-                avg, v = float(v[0]), v[1:]
-            if len(v) > 256:  # the engine's average, bar after bar: 0.95 * avg + 0.05 * volume
+            if avg is not None and 0.0 < avg < math.inf:
+                avg = self.pre.volume_average(i, a, e, avg)
+            elif e - a - (avg is None) > 256:  # the engine's average, bar after bar: 0.95 * avg + 0.05 * volume
+                v = volume[i, a:e]
+                if avg is None:
+                    avg, v = v.item(0), v[1:]
                 y = lfilter([0.05], [1.0, -0.95], v, zi=[0.95 * avg])[0]
                 avg = float(y[-1])
             else:  # on a few bars, the same recursion in Python costs less than the filter's call
-                for x in v.tolist():
+                vs = volume[i, a:e].tolist()
+                if avg is None:
+                    avg, vs = vs[0], vs[1:]
+                for x in vs:
                     avg = 0.95 * avg + 0.05 * x
             state.avg_volume[s] = avg
-        top = float(np.max(eq[: e - a])) if isinstance(eq, np.ndarray) else eq
+        top = float(np.maximum.reduce(eq[: e - a])) if isinstance(eq, np.ndarray) else eq  # np.max, less its wrapper
         state.peak_equity = max(state.peak_equity, top)
         state.bars_seen += e - a
-        state.now = int(self.now[e - 1])
+        state.now = self.now.item(e - 1)
 
     def inject_marks(self, state: EngineState, e: int, eq_hist: np.ndarray) -> None:
         """Give the engine the equity marks its pnl windows will look up at bar ``e``."""
         if not self.pnl_windows or e == 0:
             return
-        ks = sorted({max(e - math.ceil(w * 1000 / self.tf), 0) for w in self.pnl_windows})
-        state.equity_marks = [(int(self.now[k]), float(eq_hist[k])) for k in ks]
+        tf, now = self.tf, self.now
+        marks = []
+        last = -1
+        for w in reversed(self.pnl_windows):  # the longest window first: the earliest mark
+            k = max(e - math.ceil(w * 1000 / tf), 0)
+            if k != last:  # (windows that look up the same bar share its mark)
+                marks.append((now.item(k), eq_hist.item(k)))  # Python scalars, not numpy ones
+                last = k
+        state.equity_marks = marks
 
 
 _FLAT = {"position.open": 0.0, "position.size": 0.0, "position.value": 0.0}  # no position; NaN otherwise

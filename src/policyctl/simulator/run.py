@@ -59,17 +59,6 @@ class SimResult:
     decisions: int = 0
 
 
-def _bars_at(data: MarketData, symbols: tuple[str, ...], arrays: dict[str, tuple[np.ndarray, ...]],
-             t: int, ts: int) -> dict[str, Bar]:
-    out = {}
-    for s in symbols:
-        cols = arrays[s]
-        vals = [float(c[t]) for c in cols]
-        if all(math.isfinite(v) for v in vals[:4]):
-            out[s] = Bar(ts, *vals)
-    return out
-
-
 def simulate(cp: CompiledPolicy, data: MarketData, cfg: SimConfig,
              progress: Callable[[int], None] | None = None, fast: bool = True) -> SimResult:
     """Run the policy over the data. ``fast`` skips provably quiet bars (``simulator.quiet``);
@@ -87,26 +76,35 @@ def _run(runner: _Runner, cfg: SimConfig, n: int, progress: Callable[[int], None
     """The bars, in order. (The scan's account arithmetic over stretches of bars divides by zero
     and meets NaN where values are unavailable: ``simulate`` silences numpy's warnings of it,
     once for the run.)"""
+    step, book_fills, skip, ex = runner.step, runner.book_fills, runner.skip, runner.ex
+    explain_at = cfg.explain_at
     t = 0
     chunk = FIRST_CHUNK
     next_progress = 0
+    if runner.scanner is None:  # every bar in full
+        while t < n:
+            if progress is not None and t >= next_progress:
+                progress(t)
+                next_progress = t + 8192
+            step(t)
+            t += 1
     while t < n:
         if progress is not None and t >= next_progress:
             progress(t)
             next_progress = t + 8192
-        if runner.scanner is None or t == 0 or t == cfg.explain_at or (runner.busy() and not runner.book_fills(t)):
-            runner.step(t)
+        if t == 0 or t == explain_at or ((ex.queued or ex.resting) and not book_fills(t)):  # busy
+            step(t)
             t += 1
             continue
         b = min(n, t + chunk)
-        if cfg.explain_at is not None and t < cfg.explain_at < b:
-            b = cfg.explain_at  # the bar to explain is always ticked in full
-        e = runner.skip(t, b)
+        if explain_at is not None and t < explain_at < b:
+            b = explain_at  # the bar to explain is always ticked in full
+        e = skip(t, b)
         if e >= b:
             chunk = min(chunk * 2, 1 << 16)
         else:
             chunk = FIRST_CHUNK
-            runner.step(e)
+            step(e)
             e += 1
         t = e
     if progress is not None:
@@ -128,6 +126,18 @@ class _Runner:
         self.arrays = {s: tuple(np.asarray(getattr(data.series[s], f), dtype=np.float64) for f in FIELDS)
                        for s in self.symbols}
         self.spreads = {s: self._spread_array(s) for s in self.symbols}
+        constant = not (data.spreads and cfg.fill.spread is None)
+        # what a full tick reads of each symbol: (symbol, base asset, open, high, low, close, volume,
+        # spread per bar, half the spread when it is the same on every bar)
+        self._columns: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                  float | None]] = []
+        for s in self.symbols:
+            o, h, lo, c, v = self.arrays[s]
+            half = self.ex.spread_at(s, 0) / 2 if constant else None
+            self._columns.append((s, s.split("/")[0], o, h, lo, c, v, self.spreads[s], half))
+        self.ts = data.timestamps  # int64
+        self.tf = data.timeframe_ms
+        self._intrabar = self.ex.model.stops == "intrabar"
         n = len(data.timestamps)
         self.equity = np.full(n, np.nan)
         self.codes = np.zeros(n, dtype=np.int8)
@@ -139,9 +149,15 @@ class _Runner:
         self._carry: list[Fill] = []  # fills booked directly, handed to the next full tick too
 
     def _spread_array(self, s: str) -> np.ndarray:
+        """``SimExchange.spread_at`` at every bar."""
         n = len(self.data.timestamps)
-        return np.array([self.ex.spread_at(s, t) for t in range(n)]) if self.data.spreads and \
-            self.cfg.fill.spread is None else np.full(n, self.ex.spread_at(s, 0))
+        if not (self.data.spreads and self.cfg.fill.spread is None):
+            return np.broadcast_to(self.ex.spread_at(s, 0), (n,))  # the same at every bar: no memory
+        bps = self.data.spreads.get(s)
+        if bps is None:
+            return np.full(n, self.ex.model.default_spread)
+        bps = np.asarray(bps, dtype=np.float64)[:n]
+        return np.where(np.isfinite(bps), bps / 10_000.0, self.ex.model.default_spread)
 
     def busy(self) -> bool:
         return bool(self.ex.queued or self.ex.resting)
@@ -151,58 +167,83 @@ class _Runner:
         True when that leaves nothing in flight, so the scanner may judge the bar like any other;
         otherwise the bar gets a full tick (fills are idempotent by id: booking twice is a no-op)."""
         ex = self.ex
-        if ex.resting or any(q.due != t for q in ex.queued):
+        if ex.resting:
             return False
-        ts, tf = int(self.data.timestamps[t]), self.data.timeframe_ms
-        fills = ex.on_open(t, ts) + ex.during(t, ts + tf - 1)
+        for q in ex.queued:
+            if q.due != t:
+                return False
+        ts = self.ts.item(t)  # item: a Python int, not a numpy one
+        fills = ex.on_open(t, ts)
+        if ex.protect:  # (nothing rests: only protective orders can fill inside the bar)
+            fills += ex.during(t, ts + self.tf - 1)
         self._carry = fills
-        for f in sorted(fills, key=lambda f: (f.ts, f.id)):  # in the engine's order: the same books, bit for bit
-            for ev in apply_fill(self.state, f, ts, self.engine.cooldowns):
-                self.events[ev.kind] += 1
-        return not (ex.queued or ex.resting or self.state.pending)
+        if len(fills) > 1:
+            fills = sorted(fills, key=lambda f: (f.ts, f.id))  # in the engine's order: the same books, bit for bit
+        state, cooldowns, events = self.state, self.engine.cooldowns, self.events
+        for f in fills:
+            for ev in apply_fill(state, f, ts, cooldowns):
+                events[ev.kind] += 1
+        return not (ex.queued or ex.resting or state.pending)
 
     def skip(self, a: int, b: int) -> int:
         """Find the first eventful bar in [a, b); book the quiet bars before it."""
         assert self.scanner is not None
-        e, eq = self.scanner.first_event(a, b, self.state, self.equity, self.spreads, self.ex.protect,
-                                         self.ex.model.stops == "intrabar")
-        self.scanner.bookkeep(a, e, self.state, eq)
-        self.equity[a:e] = eq[: e - a] if isinstance(eq, np.ndarray) else eq
-        self.codes[a:e] = self.state.trading_state.rank
+        state = self.state
+        e, eq = self.scanner.first_event(a, b, state, self.equity, self.spreads, self.ex.protect, self._intrabar)
+        if e > a:
+            self.scanner.bookkeep(a, e, state, eq)
+            self.equity[a:e] = eq[: e - a] if isinstance(eq, np.ndarray) else eq
+            rank = state.trading_state.rank
+            if rank:  # (codes start at 0: each bar is written once)
+                self.codes[a:e] = rank
         return e
 
     def step(self, t: int) -> None:
         """One bar, in full: fills, the snapshot at the close, the engine's tick, the orders."""
-        data, ex, tf = self.data, self.ex, self.data.timeframe_ms
-        ts = int(data.timestamps[t])
-        fills = self._carry + ex.on_open(t, ts) + ex.during(t, ts + tf - 1)
+        ex, tf = self.ex, self.tf
+        ts = self.ts.item(t)  # item: Python scalars, not numpy ones
+        fills = self._carry
+        if ex.queued:
+            fills = fills + ex.on_open(t, ts)
+        if ex.resting or ex.protect:
+            fills = fills + ex.during(t, ts + tf - 1)
         self._carry = []
         now = ts + tf
-        bars = _bars_at(data, self.symbols, self.arrays, t, ts)
-        quotes = {}
-        for s, b in bars.items():
-            half = float(self.spreads[s][t]) / 2
-            quotes[s] = Quote(b.close * (1 - half), b.close * (1 + half), b.close, now)
-        balances = {s.split("/")[0]: ex.holdings.get(s, 0.0) for s in self.symbols}
+        bars: dict[str, Bar] = {}
+        quotes: dict[str, Quote] = {}
+        balances: dict[str, float] = {}
+        holdings, isfinite = ex.holdings, math.isfinite
+        for s, base, o_, h_, l_, c_, v_, spread, half in self._columns:
+            balances[base] = holdings.get(s, 0.0)
+            o, h, lo, c = o_.item(t), h_.item(t), l_.item(t), c_.item(t)
+            if isfinite(o) and isfinite(h) and isfinite(lo) and isfinite(c):
+                bars[s] = Bar(ts, o, h, lo, c, v_.item(t))
+                if half is None:
+                    half = spread.item(t) / 2
+                quotes[s] = Quote(c * (1 - half), c * (1 + half), c, now)
         snap = Snapshot(now=now, bars=bars, quotes=quotes, cash=ex.cash, balances=balances,
                         open_orders=ex.open_orders(t, now), fills=tuple(fills), markets=ex.markets)
         if self.pre is not None:
             self.pre.t = t
             assert self.scanner is not None
             self.scanner.inject_marks(self.state, t, self.equity)
-        self.engine.explain = self.cfg.explain_at == t
-        d = self.engine.tick(snap, self.state)
+        engine = self.engine
+        engine.explain = explain = self.cfg.explain_at == t
+        d = engine.tick(snap, self.state)
         self.decisions += 1
-        if self.engine.explain:
+        if explain:
             self.explained = d
-        ex.cancel(d.cancels)
-        ex.submit(d.orders, t)
+        if d.cancels:
+            ex.cancel(d.cancels)
+        if d.orders:
+            ex.submit(d.orders, t)
         self.equity[t] = d.equity
         self.codes[t] = d.trading_state.rank
         for x in d.denials:
             self.denials[x["code"]] += 1
+        events = self.events
         for ev in d.events:
-            self.events[ev.kind] += 1
+            events[ev.kind] += 1
             if ev.kind == "breaker_trip":
                 self.trips.append({"bar": t, "ts": now, **ev.data})
 
