@@ -396,6 +396,24 @@ execution:
     assert only_denial(entry(cp2))["code"] == "cap:per_asset"
 
 
+def test_an_entry_a_count_cap_refuses_is_not_sized(tmp_path: Path) -> None:
+    """No size could pass a count cap: the entry is refused before sizing, even one that could
+    not be sized (its ATR is not available yet)."""
+    base = """
+triggers:
+  up:
+    when: close > open
+    then: buy risk 1% of equity per atr(100)
+"""
+    cp = policy(tmp_path, "caps:\n  no_orders: orders.open <= 0\n", base=base)
+    d = entry(cp)
+    assert only_denial(d)["code"] == "cap:no_orders"
+    assert not [e for e in d.trace if e["stage"] == "sizing"]
+    assert stage(d, "caps")["blocked"] == "cap `no_orders`: would reach 1, limit 0"
+    # without the cap the same entry cannot be sized
+    assert only_denial(entry(policy(tmp_path / "2", base=base)))["code"] == "unsized"
+
+
 def test_cooldown_after_fill(tmp_path: Path) -> None:
     cp = policy(tmp_path, "cooldowns:\n  after_fill: 1h\n")
     ex = Exchange(cp)

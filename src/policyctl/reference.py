@@ -991,9 +991,10 @@ def _lang_caps() -> str:
         "When an order would take the quantity over the limit, the cap either *clips* the "
         "order to what still fits, or *blocks* it. Caps on counts "
         f"({counts}) can only block and block by default; the others clip by default. The "
-        "count caps are checked first (an order one of them refuses is refused whatever its "
-        "size), then the others, each group in policy order with a strategy's own caps before "
-        "the global ones. Say it "
+        "count caps are checked first, before the order is sized (an order one of them refuses "
+        "is refused whatever its size), then the sized order meets the budgets and the other "
+        "caps, each group in policy order with a strategy's own caps before the global ones. "
+        "Say it "
         "after the expression (`exposure.total <= 25% block`), or write the cap as a mapping:\n\n"
         + _fence(
             "caps:\n"

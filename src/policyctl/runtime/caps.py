@@ -2,13 +2,14 @@
 
 Every cap limits one quantity the engine can project (exposure in total, per symbol, per
 theme, a position's value, open positions, open orders, trades per window). The check uses
-the account *after* the order, pending orders included. The strategy's budget and the
-themes' budgets come first; then the caps on counts (open positions, open orders, trades),
-which cannot clip, so that an order one of them refuses is refused at once, whatever its
-size; then the exposure caps. Within each group the trigger's strategy's caps come before
-the global ones, in policy order. An exposure cap in ``clip`` mode shrinks the order to
-fit; anything else blocks. A cap that cannot be evaluated blocks: fail closed. Each check
-reports the margin left by every cap it passed, which the metrics export.
+the account *after* the order, pending orders included. The symbol's cooldown and the caps
+on counts (open positions, open orders, trades) come first, before the order is even sized:
+they cannot clip, and an order one of them refuses is refused whatever its size. Then the
+sized order meets the strategy's and the themes' budgets, then the exposure caps. Within
+each group the trigger's strategy's caps come before the global ones, in policy order. An
+exposure cap in ``clip`` mode shrinks the order to fit; anything else blocks. A cap that
+cannot be evaluated blocks: fail closed. Each check reports the margin left by every cap
+it passed, which the metrics export.
 """
 
 from __future__ import annotations
@@ -88,14 +89,16 @@ class _Step:
     clip: bool
 
 
-def _plan(cp: CompiledPolicy, strategy: str | None) -> list[_Step]:
-    """The caps an order of ``strategy`` meets, in the order they are checked (counts first)."""
-    got: list[_Step] | None = cp.memo.get(("caps", strategy))
+def _plan(cp: CompiledPolicy, strategy: str | None) -> tuple[list[_Step], list[_Step]]:
+    """The caps an order of ``strategy`` meets, in the order they are checked: (the caps on
+    counts, the exposure caps), each in policy order with the strategy's own caps first."""
+    got: tuple[list[_Step], list[_Step]] | None = cp.memo.get(("caps", strategy))
     if got is None:
         steps = [_Step(c, (c.metric, c.target, c.window_seconds), c.metric in EXPOSURE, c.op == "le",
                        c.mode == "clip" and c.metric in EXPOSURE)
                  for c in cp.caps_for(strategy)]
-        got = cp.memo["caps", strategy] = sorted(steps, key=lambda st: st.exposure)  # stable
+        got = cp.memo["caps", strategy] = ([st for st in steps if not st.exposure],
+                                           [st for st in steps if st.exposure])
     return got
 
 
@@ -109,12 +112,23 @@ def _theme_budgets(cp: CompiledPolicy, symbol: str) -> list[tuple[str, float, tu
     return got
 
 
-def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
-               i: int, notional: float, strategy: str | None, now: int, min_trade: float) -> CapCheck:
-    out = CapCheck(notional)
+def check_counts(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
+                 i: int, strategy: str | None, now: int) -> CapCheck:
+    """Before the order is sized: the symbol's cooldown and the caps on counts, which no size
+    of order could pass (so an entry they refuse is not sized at all)."""
+    out = CapCheck(math.nan)
     until = state.cooldowns.get(symbol)
     if until is not None and now < until:
         return _block(out, "cooldown", f"symbol in cooldown for {(until - now) // 1000}s more")
+    return _steps(out, _plan(cp, strategy)[0], cp, values, acct, state, symbol, i, now, 0.0)
+
+
+def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
+               i: int, notional: float, strategy: str | None, now: int, min_trade: float,
+               counted: CapCheck) -> CapCheck:
+    """The sized order against the budgets and the exposure caps (``counted``: what
+    :func:`check_counts` found, which passed)."""
+    out = CapCheck(notional, margins=dict(counted.margins))
     # fixed budgets: the strategy's share of equity, and each theme's `max_exposure`
     budgets: list[tuple[str, float, float]] = []
     if strategy is not None and strategy in cp.budgets:
@@ -132,9 +146,14 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
             out.clips.append({"cap": name, "from": out.notional, "to": room})
             out.notional = room
         out.margins[name] = (room - out.notional) / acct.equity if acct.equity > 0 else math.nan
+    return _steps(out, _plan(cp, strategy)[1], cp, values, acct, state, symbol, i, now, min_trade)
+
+
+def _steps(out: CapCheck, steps: list[_Step], cp: CompiledPolicy, values: Values, acct: Account,
+           state: EngineState, symbol: str, i: int, now: int, min_trade: float) -> CapCheck:
     row, g, margins = values.rows[i], values.g, out.margins
     seen: dict[tuple[str, str | None, float | None], tuple[float, float, float] | None] = {}
-    for step in _plan(cp, strategy):
+    for step in steps:
         cap = step.cap
         if step.key in seen:
             proj = seen[step.key]

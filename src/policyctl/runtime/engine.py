@@ -32,7 +32,7 @@ from policyctl.rules.types import Kind
 from policyctl.runtime import account as acc
 from policyctl.runtime.books import apply_fill, forget_vanished
 from policyctl.runtime.breakers import evaluate_breakers
-from policyctl.runtime.caps import check_caps
+from policyctl.runtime.caps import check_caps, check_counts
 from policyctl.runtime.model import (
     Bar,
     Cancel,
@@ -344,6 +344,13 @@ class Engine:
                                f"the latest print of {names} is not trusted: no new entries this tick")
                     continue
                 i = self.index[s]
+                counted = check_counts(self.cp, t.values, t.account, t.state, s, i, trig.strategy, t.snap.now)
+                if counted.blocked:  # no size could pass: the entry is not sized
+                    t.d.margins.update(counted.margins)
+                    t.d.trace.append({"stage": "caps", "rule": trig.name, "symbol": s, "clips": [],
+                                      "blocked": counted.blocked, "margins": counted.margins})
+                    self._deny(t, "cap", trig.name, s, f"cap:{counted.blocked_by}", counted.blocked)
+                    continue
                 px = t.account.prices.get(s, NAN)
                 sized = size_buy(self.cp, trig, t.values, i, px, t.account.equity, t.account.cash,
                                  self.entry_fee)
@@ -353,7 +360,7 @@ class Engine:
                 t.d.trace.append({"stage": "sizing", "rule": trig.name, "symbol": s, "explain": sized.explain,
                                   "qty": sized.qty, "notional": sized.notional})
                 caps = check_caps(self.cp, t.values, t.account, t.state, s, i, sized.notional,
-                                  trig.strategy, t.snap.now, self.min_trade)
+                                  trig.strategy, t.snap.now, self.min_trade, counted)
                 t.d.margins.update(caps.margins)
                 t.d.trace.append({"stage": "caps", "rule": trig.name, "symbol": s, "clips": caps.clips,
                                   "blocked": caps.blocked, "margins": caps.margins})
