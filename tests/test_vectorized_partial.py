@@ -90,23 +90,17 @@ EXPRESSIONS = [
 
 def scenario(graph: Graph, rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Random inputs: each state value a float, a (symbols, 1) column or a full array."""
-    k = len(SYMBOLS)
-    market = {f: rng.choice(SPECIAL, size=(k, BARS)) for f in MARKET_FIELDS}
-    state: dict[str, Any] = {}
+    market = {f: rng.choice(SPECIAL, size=(len(SYMBOLS), BARS)) for f in MARKET_FIELDS}
+    kinds: dict[str, tuple[int, bool, list[float]]] = {}
     for n in graph.nodes:
         if n.op not in ("field", "window") or n.market:
             continue
         key = node_state_key(n) if n.op == "window" or (n.attr[1] and n.attr[1] not in SYMBOLS) else str(n.attr[0])
         per_symbol = n.per_symbol or (n.op == "field" and n.attr[1] in SYMBOLS)
-        kind = rng.integers(3)
+        kind = int(rng.integers(3))
         pool = [0.0, 1.0, NAN] if n.type.kind.name == "BOOL" and rng.random() < 0.8 else SPECIAL
-        if kind == 0:
-            state[key] = float(rng.choice(pool))
-        elif kind == 1 and per_symbol:
-            state[key] = rng.choice(pool, size=(k, 1))
-        else:
-            state[key] = rng.choice(pool, size=(k, BARS) if per_symbol else (BARS,))
-    return state, market
+        kinds[key] = (kind, per_symbol, pool)
+    return draw(kinds, rng), market
 
 
 def source_for(graph: Graph, state: dict[str, Any], market: dict[str, np.ndarray],
