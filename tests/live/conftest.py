@@ -22,25 +22,23 @@ def emu(credentials: tuple[str, str]) -> Iterator[EmulatorHandle]:
         yield handle
 
 
-@pytest.fixture
-def live(tmp_path: Path, credentials: tuple[str, str], emu: EmulatorHandle) -> Iterator[Session]:
-    """A live-mode runtime (real orders at the emulator), started."""
+def _session(tmp_path: Path, credentials: tuple[str, str], emu: EmulatorHandle, mode: str) -> Iterator[Session]:
     key, secret = credentials
-    s = open_session(tmp_path, key, secret, mode="live", emu=emu)
+    s = open_session(tmp_path, key, secret, mode=mode, emu=emu)
     try:
         yield s
     finally:
         if s.rt.store._db is not None:
             s.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path, credentials: tuple[str, str], emu: EmulatorHandle) -> Iterator[Session]:
+    """A live-mode runtime (real orders at the emulator), started."""
+    yield from _session(tmp_path, credentials, emu, "live")
 
 
 @pytest.fixture
 def paper(tmp_path: Path, credentials: tuple[str, str], emu: EmulatorHandle) -> Iterator[Session]:
     """A paper-mode runtime (fills simulated against the emulator's quotes), started."""
-    key, secret = credentials
-    s = open_session(tmp_path, key, secret, mode="paper", emu=emu)
-    try:
-        yield s
-    finally:
-        if s.rt.store._db is not None:
-            s.close()
+    yield from _session(tmp_path, credentials, emu, "paper")
