@@ -18,7 +18,7 @@ import pytest
 
 from policyctl.diagnostics import Diagnostics
 from policyctl.dsl.parser import TextSource, parse
-from policyctl.rules import vectorized
+from policyctl.rules import scanplan, vectorized
 from policyctl.rules.checker import Ctx, Env, Lowerer
 from policyctl.rules.graph import Graph
 from policyctl.rules.incremental import MARKET_FIELDS, node_state_key
@@ -287,14 +287,14 @@ def fixed_inputs(graph: Graph, market: dict[str, np.ndarray]) -> dict[int, vecto
     return out
 
 
-def interpreted(graph: Graph, conditions: list[vectorized.Condition], state: dict[str, Any],
+def interpreted(graph: Graph, conditions: list[scanplan.Condition], state: dict[str, Any],
                 market: dict[str, np.ndarray], a: int, record: bool = False) -> tuple[np.ndarray, vectorized.Partial]:
     """Where the conditions hold over [a, a + BARS), as the scan interprets them."""
     segment = {f: m[:, a:a + BARS] for f, m in market.items()}
     ev = vectorized.Partial(graph, len(SYMBOLS), BARS, source_for(graph, state, segment), record=record)
     event = np.zeros(BARS, dtype=bool)
     for c in conditions:
-        x = vectorized._holds(ev.value(c.node), c.holds)
+        x = scanplan._holds(ev.value(c.node), c.holds)
         if isinstance(x, np.ndarray):
             if x.ndim == 2:
                 x = x[list(c.rows if c.rows is not None else range(len(SYMBOLS)))].any(axis=0)
@@ -304,7 +304,7 @@ def interpreted(graph: Graph, conditions: list[vectorized.Condition], state: dic
     return event, ev
 
 
-def planned(plan: vectorized.Plan, graph: Graph, state: dict[str, Any], market: dict[str, np.ndarray],
+def planned(plan: scanplan.Plan, graph: Graph, state: dict[str, Any], market: dict[str, np.ndarray],
             a: int) -> np.ndarray | None:
     segment = {f: m[:, a:a + BARS] for f, m in market.items()}
     event = np.zeros(BARS, dtype=bool)
@@ -314,15 +314,15 @@ def planned(plan: vectorized.Plan, graph: Graph, state: dict[str, Any], market: 
     return None
 
 
-def conditions_of(graph: Graph, root: int, holds: str) -> list[vectorized.Condition]:
-    return [vectorized.Condition(root, holds, (1,) if graph[root].per_symbol else None)]
+def conditions_of(graph: Graph, root: int, holds: str) -> list[scanplan.Condition]:
+    return [scanplan.Condition(root, holds, (1,) if graph[root].per_symbol else None)]
 
 
-def record_plan(graph: Graph, conditions: list[vectorized.Condition], state: dict[str, Any],
+def record_plan(graph: Graph, conditions: list[scanplan.Condition], state: dict[str, Any],
                 market: dict[str, np.ndarray], a: int = 0,
-                whole: dict[Any, Any] | None = None) -> tuple[vectorized.Plan, np.ndarray]:
+                whole: dict[Any, Any] | None = None) -> tuple[scanplan.Plan, np.ndarray]:
     want, ev = interpreted(graph, conditions, state, market, a, record=True)
-    plan = vectorized.compile_plan(ev, conditions, fixed_inputs(graph, market), {} if whole is None else whole)
+    plan = scanplan.compile_plan(ev, conditions, fixed_inputs(graph, market), {} if whole is None else whole)
     assert plan is not None
     return plan, want
 
@@ -333,7 +333,7 @@ def same_events(got: np.ndarray, want: np.ndarray) -> bool:
     return bool(got[0]) if want[0] else bool(np.array_equal(got, want))
 
 
-@pytest.mark.parametrize("holds", [vectorized.TRUE, vectorized.NOT_FALSE])
+@pytest.mark.parametrize("holds", [scanplan.TRUE, scanplan.NOT_FALSE])
 @pytest.mark.parametrize("text", EXPRESSIONS + PLAN_EXPRESSIONS)
 def test_a_plan_evaluates_every_segment_of_its_shape_as_the_interpretation_does(text: str, holds: str) -> None:
     graph, root = compile_expr(text)
@@ -361,7 +361,7 @@ def test_a_plan_computes_the_values_of_its_segment() -> None:
     graph, root = compile_expr("position.open and close <= 0.97 * position.entry")
     close = 100.0 - np.arange(WHOLE)  # 100, 99, ..., 81
     market = {f: np.vstack([close, close]) for f in MARKET_FIELDS}
-    conditions = conditions_of(graph, root, vectorized.TRUE)
+    conditions = conditions_of(graph, root, scanplan.TRUE)
     plan, want = record_plan(graph, conditions, {"position.open": 1.0, "position.entry": 100.0}, market)
     assert want.tolist() == [False, False, False, True, True, True, True]  # 97 is 0.97 * 100
     firsts = []
@@ -377,7 +377,7 @@ def test_a_plan_computes_the_values_of_its_segment() -> None:
 def test_a_plan_refuses_a_segment_of_another_shape() -> None:
     graph, root = compile_expr("position.open and close <= 0.97 * position.entry")
     market = {f: np.full((2, WHOLE), 90.0) for f in MARKET_FIELDS}
-    conditions = conditions_of(graph, root, vectorized.TRUE)
+    conditions = conditions_of(graph, root, scanplan.TRUE)
     plan, _ = record_plan(graph, conditions, {"position.open": 1.0, "position.entry": 100.0}, market)
     assert planned(plan, graph, {"position.open": 1.0, "position.entry": 80.0}, market, 3) is not None
     for state in ({"position.open": 0.0, "position.entry": 100.0},  # decides otherwise: false at once
@@ -399,7 +399,7 @@ def test_a_plan_computes_once_what_does_not_depend_on_the_segment() -> None:
     graph, root = compile_expr("not position.open and close > 100 USDT and close < 1000 USDT")
     rng = np.random.default_rng(7)
     market = {f: rng.choice([50.0, 150.0, 2000.0, NAN], size=(2, WHOLE)) for f in MARKET_FIELDS}
-    conditions = conditions_of(graph, root, vectorized.TRUE)
+    conditions = conditions_of(graph, root, scanplan.TRUE)
     whole: dict[Any, Any] = {}
     plan, _ = record_plan(graph, conditions, {"position.open": 0.0}, market, whole=whole)
     assert "read(" in plan.source and "m0[a:b]" in plan.source and "V_" not in plan.source, plan.source
@@ -419,7 +419,7 @@ def test_a_plan_runs_a_level_s_comparisons_as_one_call() -> None:
     graph, root = compile_expr("pnl(1d) <= -2% or pnl(7d) <= -5% or drawdown >= 10%")
     rng = np.random.default_rng(3)
     market = {f: np.ones((2, WHOLE)) for f in MARKET_FIELDS}
-    conditions = conditions_of(graph, root, vectorized.NOT_FALSE)
+    conditions = conditions_of(graph, root, scanplan.NOT_FALSE)
 
     def state() -> dict[str, Any]:
         return {k: rng.choice([-0.1, -0.05, -0.02, 0.0, 0.1, 0.2, NAN], size=BARS)
@@ -438,7 +438,7 @@ def test_flipped_comparisons_are_the_same_bit_for_bit() -> None:
     """``a >= b`` is ``b <= a`` and ``a < b`` is ``b > a``, at every special value."""
     a, b = (np.array(x) for x in zip(*itertools.product(SPECIAL, repeat=2), strict=True))
     with np.errstate(all="ignore"):
-        for op, flipped in vectorized._FLIPPED.items():
+        for op, flipped in scanplan._FLIPPED.items():
             x, y = vectorized._VECTOR[op](a, b), vectorized._VECTOR[flipped](b, a)
             assert np.array_equal(x, y, equal_nan=True) and np.array_equal(np.signbit(x), np.signbit(y)), op
 

@@ -19,7 +19,7 @@ and ...`` folds to false at once when flat, and arrays are built only for what i
 
 Which values are floats and which arrays, and which way the constants decide, depends on the
 books, not on the bars: segments come in a few shapes (flat; holding this symbol...). The second
-time a shape is evaluated, its evaluation becomes a plan (``vectorized.compile_plan``): straight
+time a shape is evaluated, its evaluation becomes a plan (``scanplan.compile_plan``): straight
 numpy code with no dispatch, that checks first that a segment has its shape and computes once,
 over the whole series, what does not depend on the segment.
 
@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from scipy.signal import lfilter
 
-from policyctl.rules import vectorized
+from policyctl.rules import scanplan, vectorized
 from policyctl.rules.compiler import BreakerInfo, CompiledPolicy, TriggerInfo
 from policyctl.rules.incremental import IncrementalEvaluator, Values, node_state_key
 from policyctl.runtime.model import BREAKER_STATES, Bar, TradingState
@@ -179,9 +179,9 @@ class QuietScanner:
             self.static_ticks = self.static.copy()
             self.static_ticks[1:] |= jumps.any(axis=0)
         # compiled plans of the scan, by the symbols held, and the conditions asked with them
-        self.plans: dict[tuple[str, ...], list[vectorized.Plan]] = {}
+        self.plans: dict[tuple[str, ...], list[scanplan.Plan]] = {}
         self.max_plans = MAX_PLANS
-        self.conditions: dict[tuple[str, ...], list[vectorized.Condition]] = {}
+        self.conditions: dict[tuple[str, ...], list[scanplan.Condition]] = {}
         self.shapes: set[object] = set()  # shapes evaluated once: the second time, a plan is compiled
         self.whole: dict[tuple[object, ...], np.ndarray] = {}  # values over the whole series, for the plans
 
@@ -231,7 +231,7 @@ class QuietScanner:
 
     def _conditions(self, seg: Segment, held: tuple[str, ...], event: np.ndarray) -> None:
         """Where a breaker's condition is true or unavailable, or a trigger fires. A plan compiled
-        for segments of this shape does it (``vectorized.compile_plan``); else ``vectorized.Partial``,
+        for segments of this shape does it (``scanplan.compile_plan``); else ``vectorized.Partial``,
         which records the evaluation: a shape evaluated twice gets its plan."""
         key = held
         plans = self.plans.get(key)
@@ -248,7 +248,7 @@ class QuietScanner:
         record = planned and len(plans) < self.max_plans
         ev = vectorized.Partial(self.cp.graph, len(self.syms), seg.n, seg.source, record=record)
         for c in conditions:
-            x = vectorized._holds(ev.value(c.node), c.holds)
+            x = scanplan._holds(ev.value(c.node), c.holds)
             if isinstance(x, np.ndarray):
                 if x.ndim == 2:
                     rows = c.rows or range(len(self.syms))
@@ -263,19 +263,19 @@ class QuietScanner:
             if shape not in self.shapes:
                 self.shapes.add(shape)
                 return
-            compiled = vectorized.compile_plan(ev, conditions, self.given, self.whole)
+            compiled = scanplan.compile_plan(ev, conditions, self.given, self.whole)
             if compiled is not None:
                 plans.insert(0, compiled)
 
-    def _conditions_for(self, held: tuple[str, ...]) -> list[vectorized.Condition]:
+    def _conditions_for(self, held: tuple[str, ...]) -> list[scanplan.Condition]:
         """What the scan asks while ``held`` are the symbols held (exit triggers ask only those)."""
-        out = [vectorized.Condition(br.when, vectorized.NOT_FALSE) for br in self.breakers]
+        out = [scanplan.Condition(br.when, scanplan.NOT_FALSE) for br in self.breakers]
         for trig in self.buy_triggers:
-            out.append(vectorized.Condition(trig.when, vectorized.TRUE, self._rows(trig.symbols or self.syms)))
+            out.append(scanplan.Condition(trig.when, scanplan.TRUE, self._rows(trig.symbols or self.syms)))
         for trig in self.exit_triggers:
             targets = tuple(s for s in (trig.symbols or self.syms) if s in held)
             if targets:
-                out.append(vectorized.Condition(trig.when, vectorized.TRUE, self._rows(targets)))
+                out.append(scanplan.Condition(trig.when, scanplan.TRUE, self._rows(targets)))
         return out
 
     def _rows(self, symbols: tuple[str, ...]) -> tuple[int, ...]:
