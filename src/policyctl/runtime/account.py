@@ -33,21 +33,26 @@ class Account:
     pending_buys: dict[str, float]  # notional of open buy orders, per symbol
     strategy_exposure: dict[str, float] = field(default_factory=dict)  # notional per strategy
     open: set[str] = field(default_factory=set)  # symbols with an open position (dust is not one)
-    _cache: dict[tuple[str, ...], float] = field(default_factory=dict, repr=False)  # cleared on change
-    _opening: frozenset[str] | None = field(default=None, repr=False)  # cleared on change
+    _sums: dict[tuple[str, ...], float] = field(default_factory=dict, repr=False)  # notional of symbol sets
+    _total: float | None = field(default=None, repr=False)  # notional of every symbol
+    _opening: frozenset[str] | None = field(default=None, repr=False)
     _terms: dict[str, float] = field(default_factory=dict, repr=False)  # notional per symbol, as summed
-    _exposed: tuple[str, ...] | None = field(default=None, repr=False)  # symbols with notional, sorted
 
     def add_pending(self, symbol: str, notional: float, strategy: str | None) -> None:
-        """An order just decided: its notional counts as exposure for the next checks."""
-        if symbol not in self.pending_buys and symbol not in self.position_value:
-            self._exposed = None
+        """An order just decided: its notional counts as exposure for the next checks. The sums
+        already taken move by the order's notional (a burst of orders is not re-summed each time)."""
         self.pending_buys[symbol] = self.pending_buys.get(symbol, 0.0) + notional
         if strategy:
             self.strategy_exposure[strategy] = self.strategy_exposure.get(strategy, 0.0) + notional
         self._terms.pop(symbol, None)
-        self._cache.clear()
-        self._opening = None
+        sums = self._sums
+        for key in sums:
+            if symbol in key:
+                sums[key] += notional
+        if self._total is not None:
+            self._total += notional
+        if self._opening is not None and symbol not in self._opening:
+            self._opening = self._opening | {symbol}
 
     def held_or_opening(self, state: EngineState) -> frozenset[str]:
         """Symbols with an open position or a pending buy (this tick's orders included)."""
@@ -64,27 +69,23 @@ class Account:
     def exposure_symbol(self, symbol: str) -> float:
         return _share(self._term(symbol), self.equity)
 
-    def notional_of(self, symbols: list[str] | tuple[str, ...]) -> float:
+    def notional_of(self, symbols: tuple[str, ...]) -> float:
         """Positions plus pending buys of ``symbols``, in the quote currency (summed in order)."""
-        key = ("$", *symbols)
-        got = self._cache.get(key)
+        got = self._sums.get(symbols)
         if got is None:
             term = self._term
-            got = self._cache[key] = sum([term(s) for s in symbols])
+            got = self._sums[symbols] = sum([term(s) for s in symbols])
         return got
 
-    def exposure_of(self, symbols: list[str] | tuple[str, ...]) -> float:
-        key = tuple(symbols)
-        got = self._cache.get(key)
-        if got is None:
-            got = self._cache[key] = _share(self.notional_of(symbols), self.equity)
-        return got
+    def exposure_of(self, symbols: tuple[str, ...]) -> float:
+        return _share(self.notional_of(symbols), self.equity)
 
     @property
     def exposure_total(self) -> float:
-        if self._exposed is None:
-            self._exposed = tuple(sorted({*self.position_value, *self.pending_buys}))
-        return self.exposure_of(self._exposed)
+        if self._total is None:
+            term = self._term
+            self._total = sum([term(s) for s in sorted({*self.position_value, *self.pending_buys})])
+        return _share(self._total, self.equity)
 
 
 def _share(x: float, equity: float) -> float:

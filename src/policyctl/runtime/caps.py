@@ -15,6 +15,7 @@ it passed, which the metrics export.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from policyctl.rules.compiler import CapInfo, CompiledPolicy
@@ -47,35 +48,78 @@ def _theme_symbols(cp: CompiledPolicy, cap: CapInfo, symbol: str) -> tuple[str, 
     return None
 
 
-def _projection(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-                now: int) -> tuple[float, float, float] | None:
-    """(metric before the order, metric per unit of notional, scale) or None if the cap does
-    not apply to this order. The metric after an order of notional N is ``before + N * per``."""
+# Each projection gives (metric before the order, metric per unit of notional, scale), or None
+# if the cap does not apply to this order. The metric after an order of notional N is
+# ``before + N * per`` for an exposure, ``before + scale`` for a count.
+Projection = tuple[float, float, float] | None
+
+
+def _per(eq: float) -> float:
+    return 1.0 / eq if eq > 0 else math.nan
+
+
+def _exposure_total(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+                    now: int) -> Projection:
     eq = acct.equity
-    per = 1.0 / eq if eq > 0 else math.nan
-    if cap.metric == "exposure.total":
-        return acct.exposure_total, per, eq
-    if cap.metric in ("exposure.symbol", "position.value"):
-        if cap.target is not None and cap.target != symbol:
-            return None
-        if cap.metric == "position.value":
-            return acct.position_value.get(symbol, 0.0) + acct.pending_buys.get(symbol, 0.0), 1.0, 1.0
-        return acct.exposure_symbol(symbol), per, eq
-    if cap.metric == "exposure.theme":
-        members = _theme_symbols(cp, cap, symbol)
-        if members is None:
-            return None
-        return acct.exposure_of(members), per, eq
-    if cap.metric == "positions.open":
-        # open positions and positions being opened (pending buys, this tick's included)
-        held = acct.held_or_opening(state)
-        return float(len(held)), 0.0, 0.0 if symbol in held else 1.0  # scale: the step an order adds
-    if cap.metric == "orders.open":
-        return float(len(state.pending)), 0.0, 1.0
-    if cap.metric == "trades":
-        since = now - int((cap.window_seconds or 0) * 1000)
-        return _count_since(state.trade_times, since) + len(state.pending), 0.0, 1.0
+    return acct.exposure_total, _per(eq), eq
+
+
+def _exposure_symbol(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+                     now: int) -> Projection:
+    if cap.target is not None and cap.target != symbol:
+        return None
+    eq = acct.equity
+    return acct.exposure_symbol(symbol), _per(eq), eq
+
+
+def _position_value(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+                    now: int) -> Projection:
+    if cap.target is not None and cap.target != symbol:
+        return None
+    return acct.position_value.get(symbol, 0.0) + acct.pending_buys.get(symbol, 0.0), 1.0, 1.0
+
+
+def _exposure_theme(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+                    now: int) -> Projection:
+    members = _theme_symbols(cp, cap, symbol)
+    if members is None:
+        return None
+    eq = acct.equity
+    return acct.exposure_of(members), _per(eq), eq
+
+
+def _positions_open(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+                    now: int) -> Projection:
+    # open positions and positions being opened (pending buys, this tick's included)
+    held = acct.held_or_opening(state)
+    return float(len(held)), 0.0, 0.0 if symbol in held else 1.0  # scale: the step an order adds
+
+
+def _orders_open(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+                 now: int) -> Projection:
+    return float(len(state.pending)), 0.0, 1.0
+
+
+def _trades(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+            now: int) -> Projection:
+    since = now - int((cap.window_seconds or 0) * 1000)
+    return _count_since(state.trade_times, since) + len(state.pending), 0.0, 1.0
+
+
+def _never(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
+           now: int) -> Projection:
     return None
+
+
+PROJECTIONS = {
+    "exposure.total": _exposure_total,
+    "exposure.symbol": _exposure_symbol,
+    "position.value": _position_value,
+    "exposure.theme": _exposure_theme,
+    "positions.open": _positions_open,
+    "orders.open": _orders_open,
+    "trades": _trades,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +128,7 @@ class _Step:
 
     cap: CapInfo
     key: tuple[str, str | None, float | None]  # caps on the same quantity share its projection
+    project: Callable[[CompiledPolicy, CapInfo, Account, EngineState, str, int], Projection]
     exposure: bool
     le: bool
     clip: bool
@@ -94,7 +139,8 @@ def _plan(cp: CompiledPolicy, strategy: str | None) -> tuple[list[_Step], list[_
     counts, the exposure caps), each in policy order with the strategy's own caps first."""
     got: tuple[list[_Step], list[_Step]] | None = cp.memo.get(("caps", strategy))
     if got is None:
-        steps = [_Step(c, (c.metric, c.target, c.window_seconds), c.metric in EXPOSURE, c.op == "le",
+        steps = [_Step(c, (c.metric, c.target, c.window_seconds), PROJECTIONS.get(c.metric, _never),
+                       c.metric in EXPOSURE, c.op == "le",
                        c.mode == "clip" and c.metric in EXPOSURE)
                  for c in cp.caps_for(strategy)]
         got = cp.memo["caps", strategy] = ([st for st in steps if not st.exposure],
@@ -158,7 +204,7 @@ def _steps(out: CapCheck, steps: list[_Step], cp: CompiledPolicy, values: Values
         if step.key in seen:
             proj = seen[step.key]
         else:
-            proj = seen[step.key] = _projection(cp, cap, acct, state, symbol, now)
+            proj = seen[step.key] = step.project(cp, cap, acct, state, symbol, now)
         if proj is None:
             continue
         before, per, scale = proj
@@ -171,7 +217,8 @@ def _steps(out: CapCheck, steps: list[_Step], cp: CompiledPolicy, values: Values
             room = (limit - before) / per if per > 0 else 0.0
             if not step.le:
                 room *= 1 - 1e-9
-            out.room = min(out.room, max(room, 0.0))
+            if room < out.room:
+                out.room = room if room > 0.0 else 0.0
         else:
             after = before + scale
         # NaN is ruled out above; an infinity (overflow) is unavailable too, so it never passes.
@@ -179,7 +226,8 @@ def _steps(out: CapCheck, steps: list[_Step], cp: CompiledPolicy, values: Values
         # every entry the engine considers.
         if after - after == 0.0 and limit - limit == 0.0:
             d = after - limit if step.le else limit - after
-            over = d > REL_TOL * max(abs(after), abs(limit))
+            a, b = (after if after > 0.0 else -after), (limit if limit > 0.0 else -limit)
+            over = d > REL_TOL * (a if a > b else b)
             if not over if step.le else over:
                 margins[cap.name] = limit - after
                 continue
