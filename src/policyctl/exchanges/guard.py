@@ -19,9 +19,11 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
+from policyctl.records import fast_init
 from policyctl.runtime.model import Bar, MarketRules, Quote, Side, TradingState
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Draft:
     """An order on its way out: what the engine decided, before it is final."""
@@ -67,6 +69,7 @@ class GuardContext:
     sent_ids: Container[str] = field(default_factory=set)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Denial:
     code: str  # stable reason code, e.g. "stale_quote"
@@ -74,6 +77,7 @@ class Denial:
     message: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     draft: Draft
@@ -94,11 +98,17 @@ class _Deny(Exception):
 
 Check = Callable[["Guard", Draft, GuardContext, list[str]], Draft]
 CHECKS: list[tuple[str, Check, bool]] = []  # (name, check, entries only)
+# the checks an entry meets, and those an exit meets (every check but the entries-only ones)
+_FOR_ENTRIES: list[Check] = []
+_FOR_EXITS: list[Check] = []
 
 
 def check(name: str, entries_only: bool = False) -> Callable[[Check], Check]:
     def register(f: Check) -> Check:
         CHECKS.append((name, f, entries_only))
+        _FOR_ENTRIES.append(f)
+        if not entries_only:
+            _FOR_EXITS.append(f)
         return f
 
     return register
@@ -113,9 +123,7 @@ class Guard:
     def check(self, draft: Draft, ctx: GuardContext) -> Verdict:
         notes: list[str] = []
         try:
-            for _name, fn, entries_only in CHECKS:
-                if entries_only and not draft.entry:
-                    continue
+            for fn in _FOR_EXITS if draft.reduce_only else _FOR_ENTRIES:
                 draft = fn(self, draft, ctx, notes)
         except _Deny as d:
             return Verdict(draft, d.denial, tuple(notes))
@@ -277,8 +285,9 @@ def _max_notional(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draf
 @check("increments")
 def _increments(g: Guard, d: Draft, c: GuardContext, notes: list[str]) -> Draft:
     m = c.market or MarketRules()
-    rules = (m.tick_size, m.step_size, m.min_qty, m.min_notional)
-    if not all(math.isfinite(x) and x >= 0 for x in rules):
+    isfinite = math.isfinite
+    if not (isfinite(m.tick_size) and isfinite(m.step_size) and isfinite(m.min_qty) and isfinite(m.min_notional)
+            and m.tick_size >= 0 and m.step_size >= 0 and m.min_qty >= 0 and m.min_notional >= 0):
         g.deny("increments", "bad_market_rules", f"the exchange's rules for `{d.symbol}` are not sane "
                f"(tick {m.tick_size}, step {m.step_size}, min qty {m.min_qty}, min notional {m.min_notional})")
     if not (math.isfinite(d.qty) and d.qty > 0):

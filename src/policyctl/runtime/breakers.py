@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from policyctl.records import fast_init
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.rules.incremental import Values
 from policyctl.runtime.model import BREAKER_STATES, Event, TradingState
 from policyctl.runtime.state import EngineState, Trip
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BreakerOutcome:
     state: TradingState

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from policyctl.records import fast_init
+
 
 class Side(str, Enum):
     BUY = "buy"
@@ -45,6 +47,7 @@ BREAKER_STATES = {
 }
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Bar:
     """The candle that just closed: ``ts`` is its open time."""
@@ -57,6 +60,7 @@ class Bar:
     volume: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Quote:
     bid: float
@@ -80,6 +84,7 @@ class MarketRules:
     status: str = "trading"  # trading | halted | cancel_only | post_only
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OpenOrder:
     client_id: str
@@ -92,6 +97,7 @@ class OpenOrder:
     reduce_only: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Fill:
     """One execution: ``id`` is unique per exchange and makes applying a fill idempotent."""
@@ -107,6 +113,7 @@ class Fill:
     kind: str = ""  # set by exchanges that fill protective orders themselves: stop_loss | take_profit
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     now: int
@@ -123,6 +130,7 @@ class Snapshot:
     rejections: tuple[tuple[str, str], ...] = ()  # (client id, reason) the exchange refused since
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """An order the engine wants placed; the adapter sends it as it stands."""
@@ -146,6 +154,7 @@ class OrderRequest:
         return float(self.qty) * self.ref_price
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Cancel:
     client_id: str
@@ -153,6 +162,7 @@ class Cancel:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """Something that happened in a tick, for the journal, metrics and alerts."""

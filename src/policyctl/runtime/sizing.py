@@ -15,11 +15,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from policyctl.records import fast_init
 from policyctl.rules.compiler import CompiledPolicy, TriggerInfo
 from policyctl.rules.incremental import Values
 from policyctl.rules.types import Kind
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Sized:
     qty: float
@@ -29,6 +31,7 @@ class Sized:
     explain: str  # how the size was computed, for the trace
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Unsized:
     reason: str
