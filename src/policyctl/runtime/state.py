@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import Any
 
 from policyctl.runtime.model import TradingState
@@ -111,10 +112,14 @@ class EngineState:
 
     # -- small helpers --
     def remember(self, ids: dict[str, int], value: str, ts: int) -> None:
-        """Record an id in a bounded, insertion-ordered memory (O(1) to add and to test)."""
+        """Record an id in a bounded, insertion-ordered memory (O(1) to add and to test). It
+        keeps at least the newest ``MAX_IDS`` ids: once it holds an eighth more, the oldest
+        go in one batch (dropping one per insertion would scan the dict's deleted slots from
+        its start every time)."""
         ids[value] = ts
-        while len(ids) > self.MAX_IDS:
-            del ids[next(iter(ids))]
+        if len(ids) > self.MAX_IDS + (self.MAX_IDS >> 3):
+            for old in list(islice(ids, len(ids) - self.MAX_IDS)):
+                del ids[old]
 
     def prune(self, horizon_ms: int) -> None:
         """Forget what is older than every window the policy looks at."""
