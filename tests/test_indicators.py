@@ -673,3 +673,56 @@ def test_numeric_vectorized_matches_scalar(xs: list[float], ys: list[float]) -> 
     total = num.vlt(a, b)[m] + num.veq(a, b)[m] + num.vgt(a, b)[m]
     assert (total == 1.0).all()
     assert num.vgt(a, 0.3).shape == a.shape  # broadcasting with a scalar
+
+
+def _brute_extreme(xs: list[float], n: int, better: Callable[[float, float], bool]) -> list[float]:
+    """The rolling extreme by its definition: over the last ``n`` values since the last NaN,
+    the newest of equal extremes (so ``-0.0`` and ``0.0`` are told apart); NaN until ``n``."""
+    out: list[float] = []
+    run: list[float] = []
+    for x in xs:
+        if math.isnan(x):
+            run = []
+            out.append(NAN)
+            continue
+        run = [*run, x][-n:]
+        if len(run) < n:
+            out.append(NAN)
+            continue
+        best = run[0]
+        for v in run[1:]:
+            if not better(best, v):  # v is at least as good, and newer
+                best = v
+        out.append(best)
+    return out
+
+
+def _bits(xs: list[float]) -> list[tuple[bool, float, float]]:
+    """Comparable values: NaN equals NaN, and ``0.0`` differs from ``-0.0``."""
+    return [(True, 0.0, 0.0) if math.isnan(x) else (False, math.copysign(1.0, x), x) for x in xs]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    xs=st.lists(st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.0, NAN]),
+                          st.floats(-1e6, 1e6, allow_nan=False)), max_size=120),
+    n=st.integers(1, 12),
+)
+def test_incremental_extremes_match_their_definition(xs: list[float], n: int) -> None:
+    for cls, better in ((ind.Highest, lambda a, b: a > b), (ind.Lowest, lambda a, b: a < b)):
+        live = cls(n)
+        assert _bits([live.update(x) for x in xs]) == _bits(_brute_extreme(xs, n, better))
+
+
+def test_incremental_extremes_over_monotone_runs() -> None:
+    """A falling series makes the highest leave the window every bar (and a rising one the
+    lowest): the window is scanned again each time."""
+    for xs in ([float(100 - k) for k in range(300)], [float(k) for k in range(300)],
+               [float((k * 37) % 101) for k in range(500)]):
+        for n in (1, 2, 5, 50):
+            hi, lo = ind.Highest(n), ind.Lowest(n)
+            assert [hi.update(x) for x in xs] == _brute_extreme(xs, n, lambda a, b: a > b)
+            assert [lo.update(x) for x in xs] == _brute_extreme(xs, n, lambda a, b: a < b)
+            vec_hi, vec_lo = ind.highest(np.array(xs), n), ind.lowest(np.array(xs), n)
+            assert _bits(vec_hi.tolist()) == _bits(_brute_extreme(xs, n, lambda a, b: a > b))
+            assert _bits(vec_lo.tolist()) == _bits(_brute_extreme(xs, n, lambda a, b: a < b))
