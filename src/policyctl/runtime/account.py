@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.rules.incremental import node_state_key
 from policyctl.runtime.books import holds_lot
-from policyctl.runtime.model import Bar, Side, Snapshot
+from policyctl.runtime.model import Bar, Snapshot
 from policyctl.runtime.state import EngineState
 
 NAN = math.nan
@@ -124,7 +124,7 @@ def account(snap: Snapshot, state: EngineState, cp: CompiledPolicy, bars: dict[s
     pending: dict[str, float] = {}
     strategy: dict[str, float] = {}
     for o in state.pending.values():
-        if o.side == Side.BUY.value:
+        if o.side == "buy":  # (a pending order's side is the plain value)
             notional = max(o.qty - o.filled, 0.0) * o.ref_price
             pending[o.symbol] = pending.get(o.symbol, 0.0) + notional
             if o.strategy:

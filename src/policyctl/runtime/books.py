@@ -32,12 +32,14 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
     if f.id in state.fills_seen:
         return []
     state.remember(state.fills_seen, f.id, f.ts)
-    events = [Event("fill", f"{f.side.value} {f.qty:.8g} {f.symbol} at {f.price:.8g}",
-                    {"fill": f.id, "client_id": f.client_id, "symbol": f.symbol, "side": f.side.value,
+    buy = f.side is Side.BUY
+    side = "buy" if buy else "sell"  # (Side.value is a property: this runs for every fill)
+    events = [Event("fill", f"{side} {f.qty:.8g} {f.symbol} at {f.price:.8g}",
+                    {"fill": f.id, "client_id": f.client_id, "symbol": f.symbol, "side": side,
                      "qty": f.qty, "price": f.price, "fee": f.fee})]
     order = state.pending.get(f.client_id)
     pos = state.positions.get(f.symbol)
-    if f.side is Side.BUY:
+    if buy:
         state.cash -= f.qty * f.price + f.fee
         if pos is None:
             pos = Position(f.symbol, 0.0, 0.0, f.ts, bar_ts, 0.0)

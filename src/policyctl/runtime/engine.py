@@ -124,6 +124,8 @@ class Engine:
         self.index = {s: i for i, s in enumerate(cp.symbols)}
         self._per_symbol = frozenset(i for i in cp.graph.reachable() if cp.graph[i].per_symbol)
         self.theme_of = {s: t.name for t in cp.policy.market.themes.values() for s in t.symbols}
+        # each trigger's symbols with their rows of values, in order
+        self._targets = {t.name: tuple((s, self.index[s]) for s in self._symbols(t)) for t in cp.triggers}
 
     # ---- the tick ------------------------------------------------------------------------
     def tick(self, snap: Snapshot, state: EngineState) -> Decision:
@@ -289,7 +291,7 @@ class Engine:
 
     # ---- stage 5: exits ------------------------------------------------------------------
     def _exits(self, t: _Tick, flatten: bool) -> None:
-        exiting = {o.symbol for o in t.state.pending.values() if o.side == Side.SELL.value}
+        exiting = {o.symbol for o in t.state.pending.values() if o.side == "sell"}
         for s, p in sorted(t.state.positions.items()):
             if s in exiting or s not in self.index or s not in t.account.open:  # dust cannot be sold
                 continue
@@ -387,13 +389,16 @@ class Engine:
                         if (eligible is None or eligible(s)) and self._fired(t, trig, s))
             return
         w = trig.when
-        per_symbol = w in self._per_symbol
-        rows, index, trace = t.values.rows, self.index, t.d.trace
-        fired_all = not per_symbol and t.values.g[w] == 1.0
-        if not (fired_all or per_symbol):
+        if w in self._per_symbol:
+            rows = t.values.rows
+            fired = [s for s, i in self._targets[trig.name] if rows[i][w] == 1.0]
+        elif t.values.g[w] == 1.0:
+            fired = list(self._symbols(trig))
+        else:
             return
-        for s in self._symbols(trig):
-            if (fired_all or rows[index[s]][w] == 1.0) and (eligible is None or eligible(s)):
+        trace = t.d.trace
+        for s in fired:
+            if eligible is None or eligible(s):
                 trace.append({"stage": "trigger", "rule": trig.name, "symbol": s, "fired": True, "value": True})
                 yield s
 
