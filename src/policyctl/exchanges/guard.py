@@ -146,16 +146,52 @@ def _places(inc: float) -> Decimal:
     return q if q.as_tuple().exponent < 0 else Decimal(1)  # type: ignore[operator]
 
 
+@functools.lru_cache(maxsize=1024)
+def _decimals(inc: float) -> int:
+    """How many decimals :func:`_places` writes (0 for whole increments, and without a grid)."""
+    return -_places(inc).as_tuple().exponent if inc > 0 else 0  # type: ignore[operator]
+
+
+@functools.lru_cache(maxsize=1024)
+def _ratio(inc: float) -> tuple[int, int] | None:
+    """The increment's decimal text as an exact fraction ``num / den``, when it is small
+    enough for a grid point ``n * num / den`` to be computed exactly in integers."""
+    num, den = _increment(inc).as_integer_ratio()
+    return (num, den) if 0 < num < 10**6 and den <= 10**18 else None
+
+
 def _fmt(x: float, inc: float) -> str:
-    d = Decimal(repr(x))
+    """``x`` (a value on the grid of ``inc``) as the exchange reads it: the decimal text of
+    ``repr(x)``, rounded half-even to the grid's decimals, without trailing zeros."""
+    s = repr(x)
+    if "e" not in s and "n" not in s and len(s) - s.index(".") - 1 <= _decimals(inc):
+        return s.rstrip("0").rstrip(".")  # nothing to round: Decimal's normalize, without Decimal
+    d = Decimal(s)
     if inc > 0:
         d = d.quantize(_places(inc), rounding=ROUND_HALF_EVEN)
     return format(d.normalize(), "f")
 
 
 def _round(x: float, inc: float, mode: str) -> float:
+    """``x`` rounded down (``ROUND_FLOOR``) or up (``ROUND_CEILING``) to the grid of ``inc``,
+    in decimal: ``0.3`` is on the grid of ``0.1``. When ``x / inc`` is clearly not on the
+    grid (1e-9 away, against the division's error of about 1e-16), the float quotient has
+    the same floor and ceiling as the decimal one, and the grid point is computed exactly
+    in integers (a correctly rounded division, as ``float(Decimal)`` is); near the grid,
+    the decimals decide."""
     if inc <= 0:
         return x
+    ratio = _ratio(inc)
+    if ratio is not None:
+        y = x / inc
+        if -1e15 < y < 1e15:
+            k = round(y)
+            if abs(y - k) > 1e-9 * (y if y > 1.0 else -y if y < -1.0 else 1.0):
+                num, den = ratio
+                if mode == ROUND_FLOOR:
+                    return math.floor(y) * num / den
+                if mode == ROUND_CEILING:
+                    return math.ceil(y) * num / den
     q = _increment(inc)
     n = (Decimal(repr(x)) / q).to_integral_value(rounding=mode)
     return float(n * q)
