@@ -5,20 +5,28 @@ from __future__ import annotations
 from policyctl.runtime.state import EngineState
 
 
-def test_remember_keeps_at_least_the_newest_ids_and_stays_bounded() -> None:
+def test_remember_keeps_exactly_the_newest_ids() -> None:
     state = EngineState()
-    ids: dict[str, int] = {}
     cap = EngineState.MAX_IDS
-    for k in range(5 * cap + 17):
-        state.remember(ids, f"id{k}", k)
-        assert min(k + 1, cap) <= len(ids) <= cap + cap // 8
-        assert f"id{k}" in ids and (k < cap or f"id{k - cap + 1}" in ids)  # the newest MAX_IDS stay
-    assert list(ids) == [f"id{k}" for k in range(5 * cap + 17 - len(ids), 5 * cap + 17)]  # oldest went first
+    for k in range(3 * cap + 17):
+        state.remember(state.fills_seen, f"id{k}", k)
+        assert len(state.fills_seen) == min(k + 1, cap)
+    assert list(state.fills_seen) == [f"id{k}" for k in range(2 * cap + 17, 3 * cap + 17)]  # oldest went first
 
 
-def test_remembering_an_id_again_does_not_grow_the_memory() -> None:
+def test_remembering_an_id_again_keeps_its_place() -> None:
     state = EngineState()
-    ids: dict[str, int] = {}
-    for _ in range(3):
-        state.remember(ids, "same", 1)
-    assert ids == {"same": 1}
+    for k in range(3):
+        state.remember(state.sent_ids, f"c{k}", k)
+    state.remember(state.sent_ids, "c0", 9)
+    assert list(state.sent_ids.items()) == [("c0", 9), ("c1", 1), ("c2", 2)]
+
+
+def test_the_memory_survives_a_round_trip() -> None:
+    state = EngineState()
+    for k in range(EngineState.MAX_IDS + 5):
+        state.remember(state.fills_seen, f"f{k}", k)
+    back = EngineState.from_json(state.to_json())
+    assert dict(back.fills_seen) == dict(state.fills_seen)
+    back.remember(back.fills_seen, "new", 1)  # and it stays bounded
+    assert "new" in back.fills_seen and len(back.fills_seen) == EngineState.MAX_IDS

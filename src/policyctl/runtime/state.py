@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from typing import Any
 
 from policyctl.runtime.model import TradingState
@@ -71,8 +71,8 @@ class EngineState:
     peak_equity: float = 0.0
     equity_marks: list[tuple[int, float]] = field(default_factory=list)  # (ms, equity)
     realized: list[tuple[int, float]] = field(default_factory=list)  # (ms, realized pnl)
-    fills_seen: dict[str, int] = field(default_factory=dict)  # recent fill id -> time, oldest first
-    sent_ids: dict[str, int] = field(default_factory=dict)  # recent client id -> time, oldest first
+    fills_seen: OrderedDict[str, int] = field(default_factory=OrderedDict)  # recent fill id -> time, oldest first
+    sent_ids: OrderedDict[str, int] = field(default_factory=OrderedDict)  # recent client id -> time, oldest first
     trade_times: list[int] = field(default_factory=list)  # one per filled order
     stopout_times: list[int] = field(default_factory=list)
     order_times: list[int] = field(default_factory=list)  # one per order sent
@@ -108,18 +108,18 @@ class EngineState:
         d["trips"] = {k: Trip(**v) for k, v in d["trips"].items()}
         for key in ("equity_marks", "realized"):
             d[key] = [tuple(x) for x in d[key]]
+        for key in ("fills_seen", "sent_ids"):
+            d[key] = OrderedDict(d[key])
         return cls(**d)
 
     # -- small helpers --
-    def remember(self, ids: dict[str, int], value: str, ts: int) -> None:
-        """Record an id in a bounded, insertion-ordered memory (O(1) to add and to test). It
-        keeps at least the newest ``MAX_IDS`` ids: once it holds an eighth more, the oldest
-        go in one batch (dropping one per insertion would scan the dict's deleted slots from
-        its start every time)."""
+    def remember(self, ids: OrderedDict[str, int], value: str, ts: int) -> None:
+        """Record an id in a bounded, insertion-ordered memory of the newest ``MAX_IDS`` ids
+        (O(1) to add and to test; the oldest goes first, unlinked from the front, where a plain
+        dict would scan its deleted slots from the start every time)."""
         ids[value] = ts
-        if len(ids) > self.MAX_IDS + (self.MAX_IDS >> 3):
-            for old in list(islice(ids, len(ids) - self.MAX_IDS)):
-                del ids[old]
+        while len(ids) > self.MAX_IDS:
+            ids.popitem(last=False)
 
     def prune(self, horizon_ms: int) -> None:
         """Forget what is older than every window the policy looks at."""
