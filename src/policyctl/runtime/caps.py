@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from policyctl.rules.compiler import CapInfo, CompiledPolicy
 from policyctl.rules.incremental import Values
@@ -48,70 +49,52 @@ def _theme_symbols(cp: CompiledPolicy, cap: CapInfo, symbol: str) -> tuple[str, 
     return None
 
 
-# Each projection gives (metric before the order, metric per unit of notional, scale), or None
-# if the cap does not apply to this order. The metric after an order of notional N is
-# ``before + N * per`` for an exposure, ``before + scale`` for a count.
-Projection = tuple[float, float, float] | None
+# Each projection gives (metric before the order, metric per unit of notional, scale) for an
+# order on ``symbol``: the metric after an order of notional N is ``before + N * per`` for an
+# exposure, ``before + scale`` for a count. ``arg`` is what the plan resolved for the cap: the
+# theme's members, or the window in ms.
+Projection = tuple[float, float, float]
+Project = Callable[[Account, EngineState, str, int, Any], Projection]
 
 
 def _per(eq: float) -> float:
     return 1.0 / eq if eq > 0 else math.nan
 
 
-def _exposure_total(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-                    now: int) -> Projection:
+def _exposure_total(acct: Account, state: EngineState, symbol: str, now: int, arg: Any) -> Projection:
     eq = acct.equity
     return acct.exposure_total, _per(eq), eq
 
 
-def _exposure_symbol(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-                     now: int) -> Projection:
-    if cap.target is not None and cap.target != symbol:
-        return None
+def _exposure_symbol(acct: Account, state: EngineState, symbol: str, now: int, arg: Any) -> Projection:
     eq = acct.equity
     return acct.exposure_symbol(symbol), _per(eq), eq
 
 
-def _position_value(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-                    now: int) -> Projection:
-    if cap.target is not None and cap.target != symbol:
-        return None
+def _position_value(acct: Account, state: EngineState, symbol: str, now: int, arg: Any) -> Projection:
     return acct.position_value.get(symbol, 0.0) + acct.pending_buys.get(symbol, 0.0), 1.0, 1.0
 
 
-def _exposure_theme(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-                    now: int) -> Projection:
-    members = _theme_symbols(cp, cap, symbol)
-    if members is None:
-        return None
+def _exposure_theme(acct: Account, state: EngineState, symbol: str, now: int, arg: Any) -> Projection:
     eq = acct.equity
-    return acct.exposure_of(members), _per(eq), eq
+    return acct.exposure_of(arg), _per(eq), eq
 
 
-def _positions_open(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-                    now: int) -> Projection:
+def _positions_open(acct: Account, state: EngineState, symbol: str, now: int, arg: Any) -> Projection:
     # open positions and positions being opened (pending buys, this tick's included)
     held = acct.held_or_opening(state)
     return float(len(held)), 0.0, 0.0 if symbol in held else 1.0  # scale: the step an order adds
 
 
-def _orders_open(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-                 now: int) -> Projection:
+def _orders_open(acct: Account, state: EngineState, symbol: str, now: int, arg: Any) -> Projection:
     return float(len(state.pending)), 0.0, 1.0
 
 
-def _trades(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-            now: int) -> Projection:
-    since = now - int((cap.window_seconds or 0) * 1000)
-    return _count_since(state.trade_times, since) + len(state.pending), 0.0, 1.0
+def _trades(acct: Account, state: EngineState, symbol: str, now: int, arg: Any) -> Projection:
+    return _count_since(state.trade_times, now - arg) + len(state.pending), 0.0, 1.0
 
 
-def _never(cp: CompiledPolicy, cap: CapInfo, acct: Account, state: EngineState, symbol: str,
-           now: int) -> Projection:
-    return None
-
-
-PROJECTIONS = {
+PROJECTIONS: dict[str, Project] = {
     "exposure.total": _exposure_total,
     "exposure.symbol": _exposure_symbol,
     "position.value": _position_value,
@@ -124,27 +107,49 @@ PROJECTIONS = {
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One cap as the check runs it: the cap and the static facts about it, resolved once."""
+    """One cap as the check of an order on one symbol runs it, everything static resolved."""
 
-    cap: CapInfo
-    key: tuple[str, str | None, float | None]  # caps on the same quantity share its projection
-    project: Callable[[CompiledPolicy, CapInfo, Account, EngineState, str, int], Projection]
+    name: str
+    limit: int  # the node of its limit
+    limit_per_symbol: bool
+    project: Project
+    arg: Any  # what the projection needs: the theme's members, the window in ms
+    slot: int  # caps on the same quantity share one projection: its slot
     exposure: bool
     le: bool
     clip: bool
 
 
-def _plan(cp: CompiledPolicy, strategy: str | None) -> tuple[list[_Step], list[_Step]]:
-    """The caps an order of ``strategy`` meets, in the order they are checked: (the caps on
-    counts, the exposure caps), each in policy order with the strategy's own caps first."""
-    got: tuple[list[_Step], list[_Step]] | None = cp.memo.get(("caps", strategy))
+def _plan(cp: CompiledPolicy, strategy: str | None, symbol: str) -> tuple[list[_Step], list[_Step]]:
+    """The caps an order of ``strategy`` on ``symbol`` meets, in the order they are checked:
+    (the caps on counts, the exposure caps), each in policy order with the strategy's own caps
+    first. A cap on another symbol, or on a theme ``symbol`` is not in, is left out."""
+    key = ("caps", strategy, symbol)
+    got: tuple[list[_Step], list[_Step]] | None = cp.memo.get(key)
     if got is None:
-        steps = [_Step(c, (c.metric, c.target, c.window_seconds), PROJECTIONS.get(c.metric, _never),
-                       c.metric in EXPOSURE, c.op == "le",
-                       c.mode == "clip" and c.metric in EXPOSURE)
-                 for c in cp.caps_for(strategy)]
-        got = cp.memo["caps", strategy] = ([st for st in steps if not st.exposure],
-                                           [st for st in steps if st.exposure])
+        counts: list[_Step] = []
+        exposures: list[_Step] = []
+        slots: tuple[dict[object, int], dict[object, int]] = ({}, {})
+        for c in cp.caps_for(strategy):
+            project = PROJECTIONS.get(c.metric)
+            arg: Any = None
+            if project is None:
+                continue
+            if c.metric in ("exposure.symbol", "position.value") and c.target not in (None, symbol):
+                continue
+            if c.metric == "exposure.theme":
+                arg = _theme_symbols(cp, c, symbol)
+                if arg is None:
+                    continue
+            if c.metric == "trades":
+                arg = int((c.window_seconds or 0) * 1000)
+            exposure = c.metric in EXPOSURE
+            seen = slots[exposure]
+            slot = seen.setdefault((c.metric, c.target, c.window_seconds), len(seen))
+            (exposures if exposure else counts).append(
+                _Step(c.name, c.limit, c.limit_per_symbol, project, arg, slot, exposure, c.op == "le",
+                      c.mode == "clip" and exposure))
+        got = cp.memo[key] = (counts, exposures)
     return got
 
 
@@ -166,7 +171,7 @@ def check_counts(cp: CompiledPolicy, values: Values, acct: Account, state: Engin
     until = state.cooldowns.get(symbol)
     if until is not None and now < until:
         return _block(out, "cooldown", f"symbol in cooldown for {(until - now) // 1000}s more")
-    return _steps(out, _plan(cp, strategy)[0], cp, values, acct, state, symbol, i, now, 0.0)
+    return _steps(out, _plan(cp, strategy, symbol)[0], values, acct, state, symbol, i, now, 0.0)
 
 
 def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineState, symbol: str,
@@ -192,25 +197,21 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
             out.clips.append({"cap": name, "from": out.notional, "to": room})
             out.notional = room
         out.margins[name] = (room - out.notional) / acct.equity if acct.equity > 0 else math.nan
-    return _steps(out, _plan(cp, strategy)[1], cp, values, acct, state, symbol, i, now, min_trade)
+    return _steps(out, _plan(cp, strategy, symbol)[1], values, acct, state, symbol, i, now, min_trade)
 
 
-def _steps(out: CapCheck, steps: list[_Step], cp: CompiledPolicy, values: Values, acct: Account,
-           state: EngineState, symbol: str, i: int, now: int, min_trade: float) -> CapCheck:
+def _steps(out: CapCheck, steps: list[_Step], values: Values, acct: Account, state: EngineState,
+           symbol: str, i: int, now: int, min_trade: float) -> CapCheck:
     row, g, margins = values.rows[i], values.g, out.margins
-    seen: dict[tuple[str, str | None, float | None], tuple[float, float, float] | None] = {}
+    projections: list[Projection | None] = [None] * len(steps)
     for step in steps:
-        cap = step.cap
-        if step.key in seen:
-            proj = seen[step.key]
-        else:
-            proj = seen[step.key] = step.project(cp, cap, acct, state, symbol, now)
+        proj = projections[step.slot]
         if proj is None:
-            continue
+            proj = projections[step.slot] = step.project(acct, state, symbol, now, step.arg)
         before, per, scale = proj
-        limit = row[cap.limit] if cap.limit_per_symbol else g[cap.limit]
+        limit = row[step.limit] if step.limit_per_symbol else g[step.limit]
         if limit != limit or before != before or per != per:  # NaN
-            return _block(out, cap.name, "cannot be evaluated (inputs unavailable)")
+            return _block(out, step.name, "cannot be evaluated (inputs unavailable)")
         room = math.inf
         if step.exposure:
             after = before + out.notional * per
@@ -229,17 +230,17 @@ def _steps(out: CapCheck, steps: list[_Step], cp: CompiledPolicy, values: Values
             a, b = (after if after > 0.0 else -after), (limit if limit > 0.0 else -limit)
             over = d > REL_TOL * (a if a > b else b)
             if not over if step.le else over:
-                margins[cap.name] = limit - after
+                margins[step.name] = limit - after
                 continue
         if step.clip:
             if room >= max(min_trade, 1e-12):
-                out.clips.append({"cap": cap.name, "from": out.notional, "to": room,
+                out.clips.append({"cap": step.name, "from": out.notional, "to": room,
                                   "limit": limit, "before": before})
                 out.notional = room
-                margins[cap.name] = 0.0
+                margins[step.name] = 0.0
                 continue
-            return _block(out, cap.name, f"no room left: {before:.4g} of {limit:.4g} used")
-        return _block(out, cap.name, f"would reach {after:.4g}, limit {limit:.4g}")
+            return _block(out, step.name, f"no room left: {before:.4g} of {limit:.4g} used")
+        return _block(out, step.name, f"would reach {after:.4g}, limit {limit:.4g}")
     return out
 
 
