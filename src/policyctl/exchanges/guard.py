@@ -97,15 +97,16 @@ class _Deny(Exception):
 
 
 Check = Callable[["Guard", Draft, GuardContext, list[str]], Draft]
-CHECKS: list[tuple[str, Check, bool]] = []  # (name, check, entries only)
-# the checks an entry meets, and those an exit meets (every check but the entries-only ones)
+# the registry, in order: the checks an entry meets, and those an exit meets (every check
+# but the entries-only ones)
 _FOR_ENTRIES: list[Check] = []
 _FOR_EXITS: list[Check] = []
 
 
 def check(name: str, entries_only: bool = False) -> Callable[[Check], Check]:
+    """Register a check (``name`` labels it, as its denials do)."""
+
     def register(f: Check) -> Check:
-        CHECKS.append((name, f, entries_only))
         _FOR_ENTRIES.append(f)
         if not entries_only:
             _FOR_EXITS.append(f)

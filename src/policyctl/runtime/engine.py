@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -123,7 +123,6 @@ class Engine:
         self.horizon_ms = int(max([*windows, cp.settings.get("order_window", 60.0), 86400.0]) * 1000)
         self.index = {s: i for i, s in enumerate(cp.symbols)}
         self._per_symbol = frozenset(i for i in cp.graph.reachable() if cp.graph[i].per_symbol)
-        self.theme_of = {s: t.name for t in cp.policy.market.themes.values() for s in t.symbols}
         # each trigger's symbols with their rows of values, in order
         self._targets = {t.name: tuple((s, self.index[s]) for s in self._symbols(t)) for t in cp.triggers}
 
@@ -389,11 +388,12 @@ class Engine:
                         if (eligible is None or eligible(s)) and self._fired(t, trig, s))
             return
         w = trig.when
+        fired: Sequence[str]
         if w in self._per_symbol:
             rows = t.values.rows
             fired = [s for s, i in self._targets[trig.name] if rows[i][w] == 1.0]
         elif t.values.g[w] == 1.0:
-            fired = list(self._symbols(trig))
+            fired = self._symbols(trig)
         else:
             return
         trace = t.d.trace
