@@ -721,8 +721,8 @@ def test_incremental_extremes_over_monotone_runs() -> None:
                [float((k * 37) % 101) for k in range(500)]):
         for n in (1, 2, 5, 50):
             hi, lo = ind.Highest(n), ind.Lowest(n)
-            assert [hi.update(x) for x in xs] == _brute_extreme(xs, n, lambda a, b: a > b)
-            assert [lo.update(x) for x in xs] == _brute_extreme(xs, n, lambda a, b: a < b)
+            assert _bits([hi.update(x) for x in xs]) == _bits(_brute_extreme(xs, n, lambda a, b: a > b))
+            assert _bits([lo.update(x) for x in xs]) == _bits(_brute_extreme(xs, n, lambda a, b: a < b))
             vec_hi, vec_lo = ind.highest(np.array(xs), n), ind.lowest(np.array(xs), n)
             assert _bits(vec_hi.tolist()) == _bits(_brute_extreme(xs, n, lambda a, b: a > b))
             assert _bits(vec_lo.tolist()) == _bits(_brute_extreme(xs, n, lambda a, b: a < b))

@@ -149,7 +149,7 @@ def test_metrics_endpoint(tmp_path: Path, credentials: tuple[str, str], emu: Emu
     names = set(re.findall(r"^(policyctl_\w+?)(?:_total|_bucket|_count|_sum|_created)?[{ ]", text, re.M))
     for want in ("policyctl_decisions", "policyctl_orders", "policyctl_fills", "policyctl_denials",
                  "policyctl_trading_state", "policyctl_equity", "policyctl_cap_margin", "policyctl_tick_seconds",
-                 "policyctl_api_errors", "policyctl_breaker_active"):
+                 "policyctl_api_errors", "policyctl_breaker_active", "policyctl_exposure", "policyctl_breaker_margin"):
         assert want in names, f"{want} missing from /metrics"
     assert re.search(r'policyctl_decisions_total\{policy="live-test"\} 13\.0', text)
     assert re.search(r'policyctl_orders_total\{kind="entry",policy="live-test",side="buy"\} [1-9]', text)
@@ -160,4 +160,5 @@ def test_metrics_endpoint(tmp_path: Path, credentials: tuple[str, str], emu: Emu
     assert re.search(r'policyctl_api_errors_total\{endpoint="market_data",kind="transient",policy="live-test"\} '
                      r'[1-9]', text)
     assert re.search(r'policyctl_cap_margin\{cap="(total_exposure|per_asset)",policy="live-test"\}', text)
+    assert re.search(r'policyctl_exposure\{policy="live-test",scope="total"\} 0\.\d*[1-9]', text)  # a position is held
     assert "api_key" not in text and key not in text and secret not in text
