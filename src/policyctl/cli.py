@@ -442,11 +442,15 @@ def reset(breaker: str | None, all_: bool, state_dir: Path) -> None:
     db = state_dir / "state.sqlite"
     if not db.exists():
         _fail(f"no runtime state in {state_dir}")
+    from policyctl.runtime.status import read_status
+
+    info = read_status(db, 0)
+    tripped = sorted(info.state.trips) if info.state is not None else []
+    if breaker and breaker not in tripped:  # (a running runtime saves the state every tick: this is current)
+        _fail(f"breaker `{breaker}` is not tripped" + (f" (tripped: {', '.join(tripped)})" if tripped else
+                                                         " (no breaker is tripped)"))
     request_reset(state_dir, None if all_ else breaker)
     try:
-        from policyctl.runtime.status import read_status
-
-        info = read_status(db, 0)
         store = StateStore(db, _stored_policy_name(db), info.policy_hash or "")
     except StoreLocked as e:
         click.echo(f"a runtime is running (pid {e.pid}): the reset is applied within a second")
@@ -458,10 +462,9 @@ def reset(breaker: str | None, all_: bool, state_dir: Path) -> None:
         if state is None:
             _fail("no stored state to reset")
         cleared = apply_resets(state, state_dir)
-        from policyctl.clock import wall_ms
-
-        store.save_state(state, wall_ms(), reason="operator reset: " + (", ".join(cleared) or "nothing tripped"))
-    click.echo(f"reset: {', '.join(cleared) if cleared else 'no such breaker was tripped'}")
+        # journaled at the state's own time (the exchange's clock), not this machine's
+        store.save_state(state, state.now, reason="operator reset: " + (", ".join(cleared) or "nothing tripped"))
+    click.echo(f"reset: {', '.join(cleared) if cleared else 'no breaker was tripped'}")
 
 
 def _stored_policy_name(db: Path) -> str:

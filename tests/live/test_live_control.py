@@ -84,6 +84,27 @@ def test_kill_switch_cancels_everything_and_halts(limit_session: Session, usr1_h
     out = policyctl("kill", "--state", str(s.state_dir), "--off")
     assert out.returncode == 0, out.stderr
     assert s.rt.kill.engaged_since() is None
+    assert all(d.trading_state.value == "halted" for d in s.run(3))
+    # the operator resets the breaker while the runtime runs: it takes the request between ticks
+    out = policyctl("reset", "kill_switch", "--state", str(s.state_dir))
+    assert out.returncode == 2 and "breaker `kill_switch` is not tripped (tripped: kill)" in out.stderr
+    out = policyctl("reset", "kill", "--state", str(s.state_dir))
+    assert out.returncode == 0, out.stderr
+    assert "applied within a second" in out.stdout
+    assert s.rt.check_resets() == ["kill"]
+    assert not list(s.state_dir.glob("RESET-*")), "the request is consumed"
+    assert _sample(s, "policyctl_breaker_active", breaker="kill") == 0.0
+    assert s.rt.check_resets() == []  # nothing waiting: nothing done
+    from policyctl.runtime.journal import Journal
+
+    with Journal.open(s.state_dir / "state.sqlite") as j:
+        sets = [e for e in j.entries() if e.kind == "state_set"]
+    assert sets and sets[-1].payload["reason"] == "operator reset: kill"
+    assert all(d.trading_state.value == "active" for d in s.run(3)), "trading again"
+    check_invariants(s)
+    # the journal holds the reset between two ticks: a replay makes it too, and decides the same
+    out = policyctl("replay", str(s.state_dir / "state.sqlite"), "--policy", str(s.state_dir.parent / "policy.yaml"))
+    assert out.returncode == 0 and "all decisions identical" in out.stdout, out.stdout + out.stderr
 
 
 def test_kill_switch_file_without_signal(limit_session: Session) -> None:
@@ -107,6 +128,15 @@ def test_kill_switch_in_paper_mode(paper: Session) -> None:
     decisions = paper.run(8)
     assert len(paper.sent()) == before and all(not d.orders for d in decisions)
     check_invariants(paper)
+
+
+def test_reset_of_a_breaker_that_is_not_tripped(paper: Session) -> None:
+    paper.run(2)
+    out = policyctl("reset", "--all", "--state", str(paper.state_dir))
+    assert out.returncode == 0, out.stderr
+    assert paper.rt.check_resets() == []
+    assert not list(paper.state_dir.glob("RESET-*"))
+    assert all(d.trading_state.value == "active" for d in paper.run(2))
 
 
 def test_second_runtime_on_the_same_state_refuses(live: Session, tmp_path: Path) -> None:
@@ -162,3 +192,42 @@ def test_metrics_endpoint(tmp_path: Path, credentials: tuple[str, str], emu: Emu
     assert re.search(r'policyctl_cap_margin\{cap="(total_exposure|per_asset)",policy="live-test"\}', text)
     assert re.search(r'policyctl_exposure\{policy="live-test",scope="total"\} 0\.\d*[1-9]', text)  # a position is held
     assert "api_key" not in text and key not in text and secret not in text
+
+
+def test_scheduler_counts_and_logs_skipped_ticks(tmp_path: Path, credentials: tuple[str, str],
+                                                 emu: EmulatorHandle) -> None:
+    """A tick still running when the next is due: the next is skipped (never two at once),
+    counted in policyctl_missed_ticks_total and logged in the runtime's own format."""
+    import threading
+    import time
+
+    from live_support import ListSink, env_for, quiet_log
+
+    from policyctl.runtime.scheduler import run_forever
+
+    key, secret = credentials
+    sink = ListSink()
+    s = open_session(tmp_path, key, secret, mode="paper", emu=emu, log=quiet_log(env_for(key, secret), sink))
+    real_tick = s.rt.tick
+    running = []
+
+    def slow_tick() -> object:
+        running.append(1)
+        assert len(running) == 1, "two ticks at once"
+        try:
+            time.sleep(0.5)
+            return real_tick()
+        finally:
+            running.pop()
+
+    s.rt.tick = slow_tick  # type: ignore[method-assign]
+    stop = threading.Event()
+    threading.Timer(2.0, stop.set).start()
+    assert run_forever(s.rt, cancel_on_shutdown=False, stop=stop, interval_s=0.1) == 0
+    skipped = _sample(s, "policyctl_missed_ticks_total")
+    assert skipped is not None and skipped >= 3, skipped
+    text = sink.text
+    assert "skipped: the previous tick is still running" in text
+    assert "maximum number of running instances" not in text  # APScheduler's own warning stays out
+    lines = [ln for ln in text.splitlines() if ln]
+    assert lines and not any(ln.endswith(" {}") for ln in lines), "no empty extra on log lines"

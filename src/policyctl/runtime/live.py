@@ -13,7 +13,8 @@ One decision cycle (:meth:`LiveRuntime.tick`), never two at once:
 
 A cold start loads the stored state (or builds one from the exchange's balances), resolves
 every order left ``submitting`` by a crash, and replays recent candles through the
-indicators before the first decision. The kill switch is polled every 200 ms.
+indicators before the first decision. The kill switch and the operator's breaker resets
+(``policyctl reset``) are polled every 200 ms.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from policyctl.runtime.killswitch import KillSwitch
 from policyctl.runtime.metrics import Metrics
 from policyctl.runtime.model import Bar, Fill, OpenOrder, OrderRequest, Quote, Snapshot
 from policyctl.runtime.observe import Alerter
+from policyctl.runtime.operator import apply_resets, pending_resets
 from policyctl.runtime.state import EngineState
 from policyctl.runtime.store import StateStore
 
@@ -376,6 +378,26 @@ class LiveRuntime:
         if self.kill_times.canceled_ms is not None:
             self.metrics.kill_cancel.labels(name).set((self.kill_times.canceled_ms - since) / 1000)
         self.log.warning(f"kill switch: halted {halted - since} ms after it was pulled")
+
+    def check_resets(self) -> list[str]:
+        """Apply the breaker resets an operator left in the state folder (``policyctl reset``),
+        between ticks: the state is saved and the reset journaled (``state_set``, which a replay
+        applies too). The next tick decides without the cleared trips; a breaker whose condition
+        still holds trips again at once. Polled with the kill switch. Returns the breakers cleared."""
+        if not pending_resets(self.cfg.state_dir):
+            return []
+        with self._lock:
+            cleared = apply_resets(self.state, self.cfg.state_dir)
+            reason = "operator reset: " + (", ".join(cleared) or "nothing tripped")
+            self.store.save_state(self.state, self.clock.now_ms(), reason=reason)
+        name = self.cp.policy.name
+        for b in cleared:
+            self.metrics.breaker_active.labels(name, b).set(0.0)
+        if cleared:
+            self.alerter.alert(f"breaker_reset:{','.join(cleared)}", f"breaker reset by an operator: "
+                               f"{', '.join(cleared)}", self.clock.now_ms())
+        self.log.warning(reason)
+        return cleared
 
     def _cancel_all(self) -> None:
         """Cancel every open order at the exchange; the store records each cancel."""

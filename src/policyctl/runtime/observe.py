@@ -13,6 +13,7 @@ repeats.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import urllib.request
@@ -57,11 +58,29 @@ def configure_logging(level: str = "INFO", json_logs: bool = False, sink: Any = 
             if isinstance(v, str):
                 record["extra"][k] = redact(v, secrets)
 
+    def line(record: Any) -> str:  # the record's extra fields only when it has some
+        extra = " {extra}" if record["extra"] else ""
+        return "{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level: <7} {message}" + extra + "\n{exception}"
+
     patched = logger.patch(patch)
     patched.add(sink if sink is not None else sys.stderr, level=level, serialize=json_logs,
-                format="{time:YYYY-MM-DDTHH:mm:ss.SSSZ} {level: <7} {message} {extra}", backtrace=False,
-                diagnose=False)
+                format=line, backtrace=False, diagnose=False)
+    _route_std_logging("apscheduler", patched)
     return patched
+
+
+def _route_std_logging(name: str, log: Any) -> None:
+    """Send a library's standard-library log records through ``log`` (the same format, the same
+    redaction). Only its errors: what it warns about (a skipped or missed run) the runtime hears
+    as an event, and logs and counts itself."""
+    class Route(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log.opt(exception=record.exc_info).log(record.levelname, f"{record.name}: {record.getMessage()}")
+
+    std = logging.getLogger(name)
+    std.handlers = [Route()]
+    std.setLevel(logging.ERROR)
+    std.propagate = False
 
 
 @dataclass

@@ -4,7 +4,8 @@
   exchange needs a moment to close it), with jitter, never twice at once
   (``max_instances=1``); ticks missed while the process was busy or asleep are coalesced
   into one and logged.
-* Reconciliation of orders and fills runs every 30 s; the kill switch is polled every 200 ms.
+* Reconciliation of orders and fills runs every 30 s; the kill switch and the operator's
+  breaker resets are polled every 200 ms.
 * SIGINT and SIGTERM stop the scheduler cleanly: the running tick finishes, open orders are
   canceled if the policy says so (``execution.cancel_on_shutdown``), the state is flushed,
   and the process exits 0.
@@ -33,7 +34,7 @@ def first_close_after(now_ms: int, timeframe_s: float) -> datetime:
 
 
 def build_scheduler(rt: LiveRuntime, interval_s: float | None = None) -> Any:
-    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -53,15 +54,23 @@ def build_scheduler(rt: LiveRuntime, interval_s: float | None = None) -> Any:
                   max_instances=1, coalesce=True)
     sched.add_job(rt.check_kill, IntervalTrigger(seconds=KILL_POLL_S, timezone=UTC), id="kill",
                   max_instances=1, coalesce=True)
+    sched.add_job(rt.check_resets, IntervalTrigger(seconds=KILL_POLL_S, timezone=UTC), id="resets",
+                  max_instances=1, coalesce=True)
 
     def on_event(event: Any) -> None:
         if event.code == EVENT_JOB_MISSED:
-            rt.metrics.missed.labels(rt.cp.policy.name).inc()
+            if event.job_id == "tick":
+                rt.metrics.missed.labels(rt.cp.policy.name).inc()
             rt.log.warning(f"job {event.job_id} missed its run at {event.scheduled_run_time}: coalesced")
+        elif event.code == EVENT_JOB_MAX_INSTANCES:  # still running from the last run: this one is skipped
+            if event.job_id == "tick":
+                rt.metrics.missed.labels(rt.cp.policy.name).inc()
+                when = min(event.scheduled_run_times, default=None)
+                rt.log.warning(f"tick of {when} skipped: the previous tick is still running")
         elif event.code == EVENT_JOB_ERROR:
             rt.log.error(f"job {event.job_id} failed: {type(event.exception).__name__}: {event.exception}")
 
-    sched.add_listener(on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+    sched.add_listener(on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
     return sched
 
 
