@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -80,6 +81,10 @@ def test_kill_switch_cancels_everything_and_halts(limit_session: Session, usr1_h
     assert codes and codes <= {"kill_switch", "halted"}, codes
     assert _sample(s, "policyctl_trading_state", state="halted") == 1.0
     check_invariants(s)
+    st = policyctl("status", "--state", str(s.state_dir))  # the state, and why
+    assert "trading state: halted" in st.stdout and "\n  because " in st.stdout, st.stdout
+    doc = json.loads(policyctl("status", "--state", str(s.state_dir), "--format", "json").stdout)
+    assert doc["trading_state"] == "halted" and doc["trading_state_reasons"], doc
     # released: the switch is off again (the policy's own kill breaker holds until reset)
     out = policyctl("kill", "--state", str(s.state_dir), "--off")
     assert out.returncode == 0, out.stderr

@@ -181,6 +181,21 @@ def test_export_and_read_back(store: StateStore, tmp_path: Path) -> None:
     store.close()
 
 
+def test_last_entries_read_from_the_end(store: StateStore, tmp_path: Path) -> None:
+    store.append([jr.note_entry(f"n{k}") for k in range(5)], T0 + 3)
+    out = tmp_path / "journal.jsonl"
+    with store.journal() as j:
+        j.export(out)
+        every = [r.to_dict() for r in j.entries(kinds=("note", "snapshot"))]
+        for n in (0, 1, 3, 7, 50):
+            want = every[-n:] if n else []
+            assert [r.to_dict() for r in j.last(("note", "snapshot"), n)] == want
+        assert j.last(("decision",), 5) == []
+    with Journal.open(out) as j:  # an exported journal gives the same
+        assert [r.to_dict() for r in j.last(("note", "snapshot"), 3)] == every[-3:]
+    store.close()
+
+
 def test_reader_works_while_the_store_is_live(store: StateStore) -> None:
     with store.journal() as j:
         before = len(list(j.entries()))

@@ -57,6 +57,7 @@ import hashlib
 import json
 import math
 import sqlite3
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -437,6 +438,21 @@ class Journal:
         for r in self._read_file():
             if r.seq > since_seq and (wanted is None or r.kind in wanted):
                 yield r
+
+    def last(self, kinds: Iterable[str], n: int) -> list[Record]:
+        """The newest ``n`` entries of some kinds, oldest first (read from the end: the cost does
+        not grow with the journal)."""
+        wanted = tuple(kinds)
+        if n <= 0:
+            return []
+        if self._conn is not None:
+            marks = ", ".join("?" * len(wanted))
+            sql = (f"SELECT seq, ts, policy_hash, kind, payload FROM journal WHERE kind IN ({marks}) "
+                   "ORDER BY seq DESC LIMIT ?")
+            rows = self._conn.execute(sql, [*wanted, n]).fetchall()
+            return [Record(int(seq), int(ts), ph, kind, json.loads(payload)) for seq, ts, ph, kind, payload in
+                    reversed(rows)]
+        return list(deque(self.entries(kinds=wanted), maxlen=n))
 
     def _read_file(self) -> Iterator[Record]:
         assert self._file is not None

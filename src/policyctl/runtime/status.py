@@ -48,9 +48,18 @@ def read_status(db: Path, last: int = 5) -> Status:
     finally:
         con.close()
     state = EngineState.from_json(row[0]) if row else None
-    decisions = [r.payload | {"seq": r.seq} for r in Journal.open(db).entries(kinds=("decision",))][-last:]
+    with Journal.open(db) as journal:
+        decisions = [r.payload | {"seq": r.seq} for r in journal.last(("decision",), max(last, 1))]
     return Status(row[1] if row else None, row[2] if row else None, state, orders, decisions,
                   (db.parent / KILL_FILE).exists(), runtime_pid(db.parent))
+
+
+def _state_reasons(decision: dict[str, Any]) -> list[str]:
+    """Why the decision's trading state is what it is, as its breaker stage said."""
+    for step in decision.get("trace") or []:
+        if isinstance(step, dict) and step.get("stage") == "breakers":
+            return [str(r) for r in step.get("reasons") or []]
+    return []
 
 
 def render_status(st: Status, fmt: str) -> str:
@@ -59,6 +68,7 @@ def render_status(st: Status, fmt: str) -> str:
             "policy_hash": st.policy_hash, "last_tick": _iso(st.tick_ms), "kill_switch": st.kill_switch,
             "runtime_pid": st.pid,
             "trading_state": st.state.trading_state.value if st.state else None,
+            "trading_state_reasons": _state_reasons(st.decisions[-1]) if st.decisions else [],
             "cash": st.state.cash if st.state else None,
             "positions": {s: {"qty": p.qty, "entry": p.entry, "stop": p.stop, "take": p.take}
                           for s, p in (st.state.positions.items() if st.state else [])},
@@ -78,6 +88,9 @@ def render_status(st: Status, fmt: str) -> str:
         out.append("no state yet")
         return "\n".join(out) + "\n"
     out.append(f"trading state: {s.trading_state.value}   cash {s.cash:,.2f}   peak equity {s.peak_equity:,.2f}")
+    why = _state_reasons(st.decisions[-1]) if st.decisions and s.trading_state.value != "active" else []
+    for reason in why:  # a state no trip explains (a breaker that cannot be evaluated, say)
+        out.append(f"  because {reason}")
     out.append("positions:" if s.positions else "positions: none")
     for sym, p in sorted(s.positions.items()):
         out.append(f"  {sym}: {p.qty:.8g} at {p.entry:.8g} (stop {p.stop or '-'}, take {p.take or '-'}, "
