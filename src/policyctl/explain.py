@@ -54,6 +54,22 @@ def _num(v: object) -> str:
     return str(v)
 
 
+SHARES = frozenset({"exposure.total", "exposure.symbol", "exposure.theme"})
+
+
+def _unit(cp: CompiledPolicy, cap: str, v: object) -> str:
+    """A value of a cap's quantity in its own unit: a share of equity in percent, a count as a
+    count, a position's value in the quote currency."""
+    if not isinstance(v, float | int) or isinstance(v, bool) or math.isnan(v):
+        return _num(v)
+    metric = next((c.metric for c in cp.caps if c.name == cap), None)
+    if metric in SHARES or cap.startswith(("budget:", "theme:")):
+        return f"{v:.2%}"
+    if metric == "position.value":
+        return f"{v:,.2f} {cp.policy.market.quote or ''}".rstrip()
+    return f"{v:g}"
+
+
 def render_human(cp: CompiledPolicy, d: Decision, t: int, bar_open_ms: int) -> str:
     out = [f"policy `{cp.policy.name}` (hash {cp.hash}), bar {t} opening {_iso(bar_open_ms)}, "
            f"decided at its close {_iso(d.now)}",
@@ -76,9 +92,10 @@ def render_human(cp: CompiledPolicy, d: Decision, t: int, bar_open_ms: int) -> s
         elif stage == "caps":
             for c in e["clips"]:
                 out.append(f"  cap `{c['cap']}` clipped the order from {_num(c['from'])} to {_num(c['to'])}"
-                           + (f" (limit {_num(c['limit'])}, used {_num(c['before'])})" if "limit" in c else ""))
+                           + (f" (limit {_unit(cp, c['cap'], c['limit'])}, used {_unit(cp, c['cap'], c['before'])})"
+                              if "limit" in c else ""))
             if e["margins"]:
-                out.append("  margins left: " + ", ".join(f"{k} {_num(v)}" for k, v in e["margins"].items()))
+                out.append("  room left: " + ", ".join(f"{k} {_unit(cp, k, v)}" for k, v in e["margins"].items()))
         elif stage == "guard":
             for note in e["notes"]:
                 out.append(f"  guard: {note}")

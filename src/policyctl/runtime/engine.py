@@ -414,7 +414,8 @@ class Engine:
         return v == 1.0
 
     def _inputs(self, values: Values, root: int, i: int) -> dict[str, float | bool | None]:
-        """The leaf values a rule read: fields, indicators, windows (for explanations)."""
+        """The values a rule read (for explanations): fields, windows, indicators, and the
+        values a crossing compares."""
         g = self.cp.graph
         out: dict[str, float | bool | None] = {}
         stack, seen = [root], set()
@@ -427,7 +428,7 @@ class Engine:
                 v = values.get(n.id, i) if n.per_symbol else values.get(n.id)
                 out[_describe(g, n.id)] = None if math.isnan(v) else (
                     v == 1.0 if n.type.kind is Kind.BOOL else v)
-            if n.op not in ("ind", "cross", "shift"):
+            if n.op not in ("ind", "shift"):  # a crossing shows the two values that cross, too
                 stack.extend(n.args)
         return dict(sorted(out.items()))
 
