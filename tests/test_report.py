@@ -205,6 +205,22 @@ def test_iso_and_state_periods() -> None:
     assert [(p["state"], p["start_bar"], p["end_bar"], p["bars"]) for p in periods] == [
         ("paused", 1, 2, 2), ("halted", 4, 6, 3), ("reduce_only", 7, 7, 1)]
     assert periods[0]["start"] == iso_ms(int(TS[1]) + TF)
+    assert all(p["reason"] == "" for p in periods)  # no reasons given
+    why = state_periods(codes, TS[:8], TF, {1: ["breaker `a` (pause)"], 4: ["kill switch engaged"], 7: ["x", "y"]})
+    assert [p["reason"] for p in why] == ["breaker `a` (pause)", "kill switch engaged", "x; y"]
+
+
+def test_every_restricted_period_of_a_simulation_says_why() -> None:
+    from policyctl.simulator.feed import market_for
+    from policyctl.simulator.report import build_report
+    from policyctl.simulator.run import SimConfig, simulate
+
+    cp = load_and_compile(Path(__file__).resolve().parents[1] / "policies" / "trend.yaml")
+    md, _ = market_for(cp, None, 42)
+    rep = build_report(simulate(cp, md, SimConfig(seed=42)))
+    periods = rep["breakers"]["periods"]
+    assert periods and all(p["reason"] for p in periods), periods
+    assert "cannot be evaluated" in periods[0]["reason"]  # the warm-up of a breaker's indicator
 
 
 def test_downsampling_keeps_extremes_and_is_bounded() -> None:

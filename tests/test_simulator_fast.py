@@ -30,6 +30,7 @@ def assert_fast_equals_plain(cp: CompiledPolicy, seed: int, bars: int = 2500) ->
     np.testing.assert_array_equal(fast.state_codes, slow.state_codes)
     assert fast.denials == slow.denials
     assert fast.breaker_trips == slow.breaker_trips
+    assert fast.reasons == slow.reasons
     assert fast.events == slow.events
     assert slow.decisions == len(md.timestamps)
     return fast, slow

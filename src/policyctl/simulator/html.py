@@ -283,7 +283,7 @@ class _Plot:
             state = str(p.get("state", ""))
             color = _STATE_COLORS.get(state, "#9ca3af")
             tip = (f"{state}: {_short_time(p.get('start'))} → {_short_time(p.get('end'))} "
-                   f"({_int(p.get('bars'))} bars)")
+                   f"({_int(p.get('bars'))} bars)" + (f": {p.get('reason')}" if p.get("reason") else ""))
             self.parts.append(
                 f'<rect x="{_c(x0)}" y="{_MT}" width="{_c(max(x1 - x0, 1.5))}" height="{_c(self.ph)}" '
                 f'fill="{color}" fill-opacity="0.16"><title>{escape(tip)}</title></rect>')
@@ -587,6 +587,9 @@ def _denials(rep: Mapping[str, Any]) -> str:
             "</td><td></td></tr></tfoot></table>")
 
 
+MAX_PERIOD_ROWS = 50
+
+
 def _breakers(rep: Mapping[str, Any]) -> str:
     b = rep.get("breakers", {}) or {}
     trips = b.get("trips", []) or []
@@ -597,11 +600,19 @@ def _breakers(rep: Mapping[str, Any]) -> str:
             f"{escape(k.replace('_', '-'))} {int(v):,}" for k, v in sorted(states.items())) + "</p>")
     if not trips:
         parts.append('<p class="note">No breaker tripped.</p>')
-        return "".join(parts)
-    rows = [[_short_time(t.get("time")), str(t.get("breaker", "")), str(t.get("action", "")),
-             _short_time(t.get("until")) if t.get("until") else "manual reset / end", _int(t.get("bar"))]
-            for t in trips]
-    parts.append(_table(["tripped at", "breaker", "action", "until", "bar"], rows, "narrow", num_from=4))
+    else:
+        rows = [[_short_time(t.get("time")), str(t.get("breaker", "")), str(t.get("action", "")),
+                 _short_time(t.get("until")) if t.get("until") else "manual reset / end", _int(t.get("bar"))]
+                for t in trips]
+        parts.append(_table(["tripped at", "breaker", "action", "until", "bar"], rows, "narrow", num_from=4))
+    periods = b.get("periods", []) or []
+    if periods:  # every stretch not traded normally, and why (a trip, or a breaker that cannot be evaluated)
+        rows = [[_short_time(p.get("start")), _short_time(p.get("end")), str(p.get("state", "")),
+                 str(p.get("reason") or "-"), _int(p.get("bars"))] for p in periods[:MAX_PERIOD_ROWS]]
+        parts.append(_table(["from", "to", "state", "why", "bars"], rows, "narrow", num_from=4))
+        if len(periods) > MAX_PERIOD_ROWS:
+            parts.append(f'<p class="note">First {MAX_PERIOD_ROWS} of {len(periods):,} periods '
+                         "(all are in report.json).</p>")
     return "".join(parts)
 
 

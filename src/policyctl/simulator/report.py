@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -115,7 +115,7 @@ def build_report(result: SimResult, meta: Mapping[str, object] | None = None) ->
         ],
         "breakers": {
             "trips": [_trip(t) for t in result.breaker_trips],
-            "periods": state_periods(np.asarray(result.state_codes), ts, tf),
+            "periods": state_periods(np.asarray(result.state_codes), ts, tf, result.reasons),
             "bars_by_state": _bars_by_state(np.asarray(result.state_codes, dtype=np.int64)),
         },
         "denials": {
@@ -206,12 +206,14 @@ def _when(v: object) -> object:
     return v
 
 
-def state_periods(codes: np.ndarray, timestamps: np.ndarray, tf: int) -> list[dict[str, object]]:
+def state_periods(codes: np.ndarray, timestamps: np.ndarray, tf: int,
+                  reasons: Mapping[int, Sequence[str]] | None = None) -> list[dict[str, object]]:
     """Runs of bars decided in a restricted trading state (paused, reduce_only, halted).
 
     ``state_codes[t]`` is the state decided at the close of bar ``t``; a period covers the bars
     ``start_bar .. end_bar`` (inclusive) and the times from the close of the first to the close
-    of the last.
+    of the last. ``reasons``: why the state changed, by bar (the engine's words), given as the
+    period's ``reason``.
     """
     c = np.asarray(codes, dtype=np.int64)
     out: list[dict[str, object]] = []
@@ -232,6 +234,7 @@ def state_periods(codes: np.ndarray, timestamps: np.ndarray, tf: int) -> list[di
             "bars": b - a + 1,
             "start": iso_ms(int(timestamps[a]) + tf),
             "end": iso_ms(int(timestamps[b]) + tf),
+            "reason": "; ".join((reasons or {}).get(a, [])),
         })
     return out
 

@@ -57,6 +57,7 @@ class SimResult:
     rejected: list[tuple[str, str]]
     explained: Decision | None = None
     decisions: int = 0
+    reasons: dict[int, list[str]] = field(default_factory=dict)  # why the trading state changed, by bar
 
 
 def simulate(cp: CompiledPolicy, data: MarketData, cfg: SimConfig,
@@ -144,6 +145,7 @@ class _Runner:
         self.denials: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
         self.trips: list[dict[str, Any]] = []
+        self.reasons: dict[int, list[str]] = {}
         self.explained: Decision | None = None
         self.decisions = 0
         self._carry: list[Fill] = []  # fills booked directly, handed to the next full tick too
@@ -246,10 +248,13 @@ class _Runner:
             events[ev.kind] += 1
             if ev.kind == "breaker_trip":
                 self.trips.append({"bar": t, "ts": now, **ev.data})
+            elif ev.kind == "state_change":
+                why = ev.data.get("reasons")
+                self.reasons[t] = [str(r) for r in why] if isinstance(why, list) else []
 
     def result(self) -> SimResult:
         ex = self.ex
         return SimResult(self.cp, self.data, self.cfg, self.equity, self.codes, ex.fills, self.denials,
                          self.trips, self.events, ex.fees_paid, ex.slippage_paid, ex.rejected,
-                         self.explained, self.decisions)
+                         self.explained, self.decisions, self.reasons)
 
