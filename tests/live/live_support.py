@@ -13,12 +13,16 @@ After every scenario :func:`check_invariants` asserts what must hold whatever ha
   by a committed tick and known to the engine (``state.fills_seen``);
 * no buy above the policy's ``max_order_notional`` or its per-asset cap (20% of equity), and
   no order sent after the kill switch;
-* the engine's books (cash and positions) equal the emulator's balances.
+* the engine's books (cash and positions) equal the emulator's balances;
+* within a session the indicators step through strictly increasing bar times (warm-up,
+  missed bars, decided bars): a bar time is never fed twice, which would be a gap for every
+  symbol without a candle in the second step.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import os
 import queue
@@ -356,6 +360,29 @@ def check_invariants(s: Session, settle: bool = True) -> None:
             raise AssertionError(f"order {cid} sent after the kill switch")
     # 4. the books equal the balances
     check_books(s)
+    # 5. the indicators never step back or twice through a bar time
+    for session in advance_times(s.state_dir):
+        assert all(a < b for a, b in itertools.pairwise(session)), f"bar times fed out of order: {session}"
+
+
+def advance_times(state_dir: Path) -> list[list[int]]:
+    """The bar time of every step of the indicators, per session, as the journal tells them."""
+    from policyctl.runtime.journal import Journal, bars_from_dict, snapshot_from_dict
+
+    sessions: list[list[int]] = []
+    with Journal.open(state_dir / "state.sqlite") as j:
+        for r in j.entries(kinds=("state_initial", "warmup", "snapshot")):
+            if r.kind == "state_initial":
+                sessions.append([])
+                continue
+            steps = r.payload["bars"] if r.kind == "warmup" else r.payload["missed"]
+            times = [max(b.ts for b in bars_from_dict(c).values()) for c in steps]
+            if r.kind == "snapshot":
+                snap = snapshot_from_dict(r.payload["snapshot"])
+                if snap.new_bar and snap.bars:
+                    times.append(max(b.ts for b in snap.bars.values()))
+            sessions[-1] += times
+    return sessions
 
 
 def sent_notionals(s: Session) -> list[tuple[str, str, float]]:

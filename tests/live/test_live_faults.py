@@ -361,3 +361,46 @@ def test_denials_are_journaled(live: Session) -> None:
     live.run(15)
     assert any(x["code"] == "stale_quote" for x in journal_denials(live.state_dir))
     check_invariants(live)
+
+
+def _last_snapshot_bars(s: Session) -> dict[str, int]:
+    from policyctl.runtime.journal import Journal, snapshot_from_dict
+
+    with Journal.open(s.state_dir / "state.sqlite") as j:
+        snap = snapshot_from_dict(j.last(("snapshot",), 1)[0].payload["snapshot"])
+    return {sym: b.ts for sym, b in snap.bars.items()}
+
+
+def test_a_late_candle_is_waited_for(live: Session) -> None:
+    """The exchange has not closed ETH's newest candle yet when the tick asks: the runtime asks
+    again and decides on both symbols' candle, so ETH's indicators see no gap."""
+    live.run(3)
+    live.emu.set_late("ETH/USDT", bars=1, requests=1)
+    d = live.step()
+    assert d is not None and d.trading_state.value == "active"
+    bars = _last_snapshot_bars(live)
+    assert set(bars) == {"BTC/USDT", "ETH/USDT"} and len(set(bars.values())) == 1, bars
+    last = live.rt.state.last_bar_ts
+    assert last["BTC/USDT"] == last["ETH/USDT"]
+    live.run(3)
+    check_invariants(live)
+
+
+def test_a_candle_later_than_the_wait_is_a_gap_not_a_second_step(live: Session) -> None:
+    """ETH's candle stays missing past the wait: the tick decides on BTC's alone (ETH's bar is
+    unavailable: a gap its indicators restart after). When the late candle comes, the
+    indicators have moved past its time: it is not fed, not even as a missed bar, which would
+    step every other symbol through that time a second time, with a gap."""
+    live.run(3)
+    live.emu.set_late("ETH/USDT", bars=1, requests=1000)
+    live.step()
+    bars = _last_snapshot_bars(live)
+    assert set(bars) == {"BTC/USDT"}, bars
+    behind = live.rt.state.last_bar_ts["ETH/USDT"]
+    assert behind < live.rt.state.last_bar_ts["BTC/USDT"]
+    live.emu.set_late("ETH/USDT", bars=0, requests=0)
+    live.step()
+    bars = _last_snapshot_bars(live)
+    assert set(bars) == {"BTC/USDT", "ETH/USDT"} and len(set(bars.values())) == 1, bars
+    live.run(5)
+    check_invariants(live)  # (bar times strictly increasing: the late candle was never fed)

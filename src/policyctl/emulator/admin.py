@@ -14,6 +14,8 @@ Every call takes a JSON object and answers JSON.  Symbols may be ``BTC/USDT`` or
 ``POST /_emulator/clock``   ``{"advance_ms": 60000}`` -> ``{"now": ms}``
 ``POST /_emulator/status``  ``{"symbol", "status": "HALT" | "BREAK" | "TRADING" | ...}``
 ``POST /_emulator/stale``   ``{"symbol", "stale": true}``
+``POST /_emulator/late``    ``{"symbol", "bars": 1, "requests": 1}``: the next requests' candles
+                            miss the newest bars (not closed at the exchange yet)
 ``POST /_emulator/bad_tick`` ``{"symbol", "price", "count": 1}``
 ``POST /_emulator/balance`` ``{"api_key", "asset", "free", "locked"?}``
 ``POST /_emulator/expire``  ``{"order_id", "status": "EXPIRED" | "REJECTED" | "CANCELED"}``
@@ -63,6 +65,7 @@ class Admin:
             "/_emulator/clock": self.clock,
             "/_emulator/status": self.status,
             "/_emulator/stale": self.stale,
+            "/_emulator/late": self.late,
             "/_emulator/bad_tick": self.bad_tick,
             "/_emulator/balance": self.balance,
             "/_emulator/expire": self.expire,
@@ -129,6 +132,10 @@ class Admin:
 
     def stale(self, p: dict[str, Any]) -> object:
         self.exchange.set_stale(_symbol(p), bool(p.get("stale", True)))
+        return {"ok": True}
+
+    def late(self, p: dict[str, Any]) -> object:
+        self.exchange.set_late(_symbol(p), int(p.get("bars", 1)), int(p.get("requests", 1)))
         return {"ok": True}
 
     def bad_tick(self, p: dict[str, Any]) -> object:

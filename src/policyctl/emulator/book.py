@@ -191,6 +191,12 @@ class Exchange:
                     self.markets[sid], feed, self.clock.now_ms()
                 )
 
+    def set_late(self, symbol: str, bars: int = 1, requests: int = 1) -> None:
+        """The next ``requests`` candle requests of ``symbol`` miss its newest ``bars`` candles, as
+        when the exchange has not closed them yet."""
+        with self.lock:
+            self.feeds[self.symbol_id(symbol)].late = (max(bars, 0), max(requests, 0))
+
     def bad_tick(self, symbol: str, price: Number, count: int = 1) -> None:
         """The next ``count`` ticker responses report ``price`` as last, bid and ask."""
         with self.lock:

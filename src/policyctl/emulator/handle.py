@@ -261,6 +261,9 @@ class EmulatorHandle:
     def set_stale(self, symbol: str, stale: bool = True) -> None:
         self.exchange.set_stale(symbol, stale)
 
+    def set_late(self, symbol: str, bars: int = 1, requests: int = 1) -> None:
+        self.exchange.set_late(symbol, bars, requests)
+
     def bad_tick(self, symbol: str, price: Number, count: int = 1) -> None:
         self.exchange.bad_tick(symbol, price, count)
 

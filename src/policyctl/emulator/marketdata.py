@@ -79,6 +79,7 @@ class Feed:
     bar_ms: int = 0
     cursor: int = -1  # index of the last applied bar
     frozen_ticker: dict[str, object] | None = None  # stale ticker payload
+    late: tuple[int, int] = (0, 0)  # (bars, requests): the next requests' candles lag this many bars
     bad_ticks: deque[Decimal] = field(default_factory=deque)
 
     def set_quote(
@@ -153,7 +154,12 @@ class Feed:
         epoch, so coarser or finer intervals than the loaded one answer an empty list.
         """
         step = interval_ms(interval)
-        bars = self.bars[: self.cursor + 1]
+        lag, requests = self.late
+        if requests > 0:  # candles not closed at the exchange yet, for this request
+            self.late = (lag, requests - 1)
+        else:
+            lag = 0
+        bars = self.bars[: max(self.cursor + 1 - lag, 0)]
         if step != self.bar_ms:
             coarser = self.bar_ms and self.bar_ms < step <= DAY_MS
             bars = resample(bars, step) if coarser else []

@@ -30,6 +30,7 @@ from typing import Any
 
 from policyctl.clock import Clock, monotonic, wall_ms
 from policyctl.exchanges.adapter import AdapterError, ExchangeAdapter, Market, NeedsHuman, Rejected
+from policyctl.exchanges.retry import real_sleep
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.runtime.engine import Decision, Engine
 from policyctl.runtime.killswitch import KillSwitch
@@ -43,6 +44,8 @@ from policyctl.runtime.store import StateStore
 WARMUP_BARS = 500
 CANDLE_PAGE = 1000  # candles a request asks for (Binance's most)
 CATCH_UP_PAGES = 20  # at most this many pages of missed candles in one tick
+LATE_RETRIES = 3  # a symbol one candle behind the others is asked again this many times ...
+LATE_WAIT_S = 0.25  # ... this far apart, before the tick decides without it
 
 
 @dataclass
@@ -52,6 +55,8 @@ class RuntimeConfig:
     live_armed: bool = False
     cash: float | None = None  # starting cash for a fresh dry-run state (default: the exchange's)
     warmup_bars: int = WARMUP_BARS
+    late_retries: int = LATE_RETRIES
+    late_wait_s: float = LATE_WAIT_S
 
 
 @dataclass
@@ -222,15 +227,17 @@ class LiveRuntime:
         """The snapshot of this tick, and the missed bars fed to the indicators before it."""
         now = self.clock.now_ms()
         tf = self.cp.policy.market.timeframe
+        # the indicators have advanced to this bar time: a candle at or before it comes too late
+        # to be fed (a second step at a time they passed would be a gap for every other symbol)
+        advanced = max(self.state.last_bar_ts.values(), default=None)
         fresh: dict[str, list[Bar]] = {}
         quotes: dict[str, Quote] = {}
         for s in self.cp.symbols:
-            last = self.state.last_bar_ts.get(s)
-            candles = self._candles_since(s, tf, last)
-            fresh[s] = [b for b in candles if last is None or b.ts > last]
+            fresh[s] = self._fresh_candles(s, tf, advanced)
             q = self._call("fetch_quote", self.adapter.fetch_quote, s)
             if q is not None:
                 quotes[s] = q
+        self._wait_for_late(fresh, tf, advanced)
         newest = max((b[-1].ts for b in fresh.values() if b), default=None)
         bars = {s: b[-1] for s, b in fresh.items() if b and b[-1].ts == newest}
         # missed bars: the indicators see them (one step per bar time), no decision is made on them
@@ -267,6 +274,30 @@ class LiveRuntime:
                         rejections=tuple(self._rejections))
         self._rejections = []
         return snap, missed
+
+    def _fresh_candles(self, s: str, tf: str, advanced: int | None) -> list[Bar]:
+        """The closed candles of ``s`` the indicators have not seen, newer than ``advanced``."""
+        last = self.state.last_bar_ts.get(s)
+        floor = max((x for x in (last, advanced) if x is not None), default=None)
+        return [b for b in self._candles_since(s, tf, last) if floor is None or b.ts > floor]
+
+    def _wait_for_late(self, fresh: dict[str, list[Bar]], tf: str, advanced: int | None) -> None:
+        """A symbol one candle behind the others (the exchange has not closed it yet, or the market
+        moved during the snapshot) is asked again, briefly: decided without it, that bar would be a
+        gap in its indicators. A symbol further behind (halted, delisted) is not waited for."""
+        step = int(self.cp.timeframe_seconds * 1000)
+        for _ in range(self.cfg.late_retries):
+            tops = {s: (b[-1].ts if b else self.state.last_bar_ts.get(s)) for s, b in fresh.items()}
+            newest = max((t for t in tops.values() if t is not None), default=None)
+            late = [s for s, t in tops.items() if t is not None and newest is not None and newest - t == step]
+            if not late:
+                return
+            self.log.info(f"candle at {newest} not yet there for {', '.join(late)}: asking again")
+            real_sleep(self.cfg.late_wait_s)
+            for s in late:
+                have = {b.ts for b in fresh[s]}
+                fresh[s] += [b for b in self._fresh_candles(s, tf, advanced) if b.ts not in have]
+                fresh[s].sort(key=lambda b: b.ts)
 
     def _candles_since(self, symbol: str, tf: str, last: int | None) -> list[Bar]:
         """Every closed candle after ``last`` (the newest page without it), page by page: after
