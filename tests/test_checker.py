@@ -245,6 +245,14 @@ def test_comparable() -> None:
     with pytest.raises(UnitError) as e:
         comparable(PERCENT, NUMBER)
     assert e.value.help is not None and "%" in e.value.help
+    # a price against a percentage: the move in percent is what was meant; the other way
+    # round, a share of equity against money
+    with pytest.raises(UnitError) as e:
+        comparable(USDT, PERCENT)
+    assert e.value.help is not None and "change(close, 1) > 3%" in e.value.help
+    with pytest.raises(UnitError) as e:
+        comparable(PERCENT, USDT)
+    assert e.value.help is not None and "share of equity" in e.value.help
 
 
 # ---- typing of well-formed policies -----------------------------------------------------

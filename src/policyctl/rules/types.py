@@ -141,6 +141,9 @@ def comparable(a: Type, b: Type, a_is_zero: bool = False, b_is_zero: bool = Fals
             help = "write durations with a unit: `90s`, `5m`, `1h`, `7d`"
         elif pair == {Kind.MONEY, Kind.NUMBER}:
             help = "write money with its currency: `1000 USDT`"
+        elif pair == {Kind.PERCENT, Kind.MONEY} and a.kind is Kind.MONEY:  # a price against a percentage
+            help = ("money compares with money (`1000 USDT`, `1.03 * close[1]`); a move in percent is "
+                    "`change(close, 1) > 3%`")
         elif pair == {Kind.PERCENT, Kind.MONEY}:
             help = "a share of equity is a percentage (`20%`); money compares with money (`1000 USDT`)"
         raise UnitError(f"cannot compare {a} with {b}", help)
