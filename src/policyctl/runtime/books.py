@@ -76,11 +76,7 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
         order.filled += f.qty
         if order.filled >= order.qty * (1 - 1e-9):
             del state.pending[f.client_id]
-            state.trade_times.append(f.ts)
-            if order.kind == "stop_loss":
-                state.stopout_times.append(f.ts)
-                _cool(state, f.symbol, f.ts, cooldowns.get("after_stopout"))
-            _cool(state, f.symbol, f.ts, cooldowns.get("after_fill"))
+            _traded(state, f.symbol, order.kind, f.ts, cooldowns)
     else:
         state.trade_times.append(f.ts)
         if f.kind == "stop_loss":
@@ -89,20 +85,33 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
     return events
 
 
+def _traded(state: EngineState, symbol: str, kind: str, ts: int, cooldowns: dict[str, float]) -> None:
+    """An order of the engine's is done, with something filled: a trade, and its cooldowns."""
+    state.trade_times.append(ts)
+    if kind == "stop_loss":
+        state.stopout_times.append(ts)
+        _cool(state, symbol, ts, cooldowns.get("after_stopout"))
+    _cool(state, symbol, ts, cooldowns.get("after_fill"))
+
+
 def _cool(state: EngineState, symbol: str, ts: int, seconds: float | None) -> None:
     if seconds:
         until = ts + int(seconds * 1000)
         state.cooldowns[symbol] = max(until, state.cooldowns.get(symbol, 0))
 
 
-def forget_vanished(state: EngineState, open_orders: tuple[OpenOrder, ...], now: int) -> list[Event]:
-    """Pending orders that are neither open at the exchange nor filled are gone."""
+def forget_vanished(state: EngineState, open_orders: tuple[OpenOrder, ...], now: int,
+                    cooldowns: dict[str, float] | None = None) -> list[Event]:
+    """Pending orders that are neither open at the exchange nor filled are gone. One that filled
+    in part is done all the same: a trade, with its cooldowns (a market buy sized in money fills
+    a little less than the quantity asked when the price moves up: it never reaches its
+    quantity, yet it is a fill like any other)."""
     live = {o.client_id for o in open_orders}
     events = []
     for cid in [c for c, o in state.pending.items() if c not in live and o.created_ms < now]:
         o = state.pending.pop(cid)
         if o.filled > 0:
-            state.trade_times.append(now)
+            _traded(state, o.symbol, o.kind, now, cooldowns or {})
         events.append(Event("order_gone", f"order `{cid}` ({o.kind} {o.side} {o.symbol}) is no longer "
                             f"open; {o.filled:.8g} of {o.qty:.8g} filled",
                             {"client_id": cid, "filled": o.filled, "qty": o.qty}))

@@ -153,7 +153,7 @@ class Engine:
                                       f"by the exchange: {reason}", {"client_id": cid, "reason": reason}))
                 self._record_denial(d, "exchange", o.rule, o.symbol, f"exchange:{reason}",
                                     f"the exchange rejected the order: {reason}")
-        d.events += forget_vanished(state, snap.open_orders, snap.now)
+        d.events += forget_vanished(state, snap.open_orders, snap.now, self.cooldowns)
         account = acc.account(snap, state, self.cp, bars, untrusted)
         d.equity = account.equity
         d.exposure = {"total": account.exposure_total, **{s: account.exposure_symbol(s) for s in self.cp.symbols}}
