@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import compile_ok, compile_path, compile_yaml, find_pos, only, policy_yaml, write
+from helpers import compile_ok, compile_path, compile_yaml, errors, find_pos, only, policy_yaml, write
 from policyctl.diagnostics import Span
 from policyctl.rules.types import (
     BOOL,
@@ -304,3 +304,16 @@ def test_window_durations_become_bars(tmp_path: Path) -> None:
     assert [n.attr for n in smas] == [("sma", 12)]
     when = cp.graph.output_node("trigger", "t", "when")
     assert when is not None and when.op == "gt" and when.args == (smas[0].id, smas[0].id)
+
+
+def test_symbols_must_be_quoted_in_the_account_currency(tmp_path: Path) -> None:
+    """The account is kept in one currency: a symbol quoted in another would size its orders
+    and mark its exposure in the wrong money (ETH/BTC prices are in BTC)."""
+    body = "triggers:\n  a: {when: 'not position.open', then: buy 1% of equity}\n"
+    _, diags, path = compile_yaml(tmp_path, body, symbols=("BTC/USDT", "ETH/BTC"), market_extra="quote: USDT")
+    d = only(errors(diags), "T005")
+    assert "`ETH/BTC` is quoted in BTC, the account in USDT" in d.message
+    assert find_pos(path.read_text(), "ETH/BTC") == (d.span.line, d.span.col)
+    _, diags, _ = compile_yaml(tmp_path / "2", body, symbols=("BTC/USDT", "ETH/BTC"))
+    assert "quoted in several currencies (BTC, USDT)" in only(errors(diags), "T005").message
+    compile_ok(tmp_path / "3", body, symbols=("ETH/BTC", "SOL/BTC"))  # one quote currency: fine

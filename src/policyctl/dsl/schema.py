@@ -237,7 +237,8 @@ _MARKET = _object(
             "type": "string",
             "pattern": CURRENCY_PATTERN,
             "title": "Quote currency",
-            "description": "The currency equity and notionals are measured in, e.g. `USDT`.",
+            "description": "The currency equity and notionals are measured in, e.g. `USDT`. Every symbol must be "
+                           "quoted in it (T005): the account is kept in one currency.",
         },
         "themes": _named(
             "theme",

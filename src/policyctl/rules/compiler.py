@@ -189,6 +189,21 @@ class Compiler:
     def check_market(self) -> None:
         m = self.policy.market
         symbols = set(m.symbols)
+        # the account is kept in one currency: every symbol's prices must be in it
+        quotes = {s: s.split("/")[-1].split(":")[0] for s in m.symbols if "/" in s}
+        if m.quote is None and len(set(quotes.values())) > 1:
+            first = next(iter(quotes.values()))
+            odd = next(sym for sym, q in quotes.items() if q != first)  # the first symbol that differs
+            self.diags.error("T005", "the symbols are quoted in several currencies ("
+                             + ", ".join(sorted(set(quotes.values()))) + "): the account is kept in one",
+                             m.symbol_spans.get(odd, m.span),
+                             "trade symbols of one quote currency (one policy per quote currency)")
+        elif m.quote is not None:
+            for sym, q in quotes.items():
+                if q != m.quote:
+                    self.diags.error("T005", f"`{sym}` is quoted in {q}, the account in {m.quote}: its prices, "
+                                     "orders and exposure would mix currencies", m.symbol_spans.get(sym, m.span),
+                                     f"trade symbols quoted in {m.quote} (one policy per quote currency)")
         for theme in m.themes.values():
             for s in theme.symbols:
                 if s not in symbols:
