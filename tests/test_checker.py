@@ -317,3 +317,11 @@ def test_symbols_must_be_quoted_in_the_account_currency(tmp_path: Path) -> None:
     _, diags, _ = compile_yaml(tmp_path / "2", body, symbols=("BTC/USDT", "ETH/BTC"))
     assert "quoted in several currencies (BTC, USDT)" in only(errors(diags), "T005").message
     compile_ok(tmp_path / "3", body, symbols=("ETH/BTC", "SOL/BTC"))  # one quote currency: fine
+
+
+@pytest.mark.parametrize("size", ["risk 1% of equity", "risk 1% of equity per 2 * atr(14)"])
+def test_a_sell_cannot_be_sized_by_risk(tmp_path: Path, size: str) -> None:
+    body = f"triggers:\n  out: {{when: 'position.open', then: sell {size}}}\n"
+    _, diags, _ = compile_yaml(tmp_path, body)
+    d = only(errors(diags), "T012")
+    assert d.message == "a sell cannot be sized by risk: it has no stop distance"

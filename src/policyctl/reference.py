@@ -960,7 +960,7 @@ def _lang_actions() -> str:
             ("`500 USDT`", "an amount of money, in the policy's quote currency (T005 "
              "otherwise)"),
             ("`risk 1% of equity`", "the quantity that loses 1% of equity if the price moves "
-             "by the stop distance (needs `stop`, T012)"),
+             "by the stop distance (needs `stop`, T012; entries only: a sell has no stop)"),
             ("`risk 1% of equity per 2 * atr(14)`", "the same, with the price distance given "
              "after `per` (money)"),
         ])

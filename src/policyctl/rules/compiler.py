@@ -251,6 +251,11 @@ class Compiler:
                                      "add `stop 3%`, or say the distance: `risk 1% of equity per "
                                      "2 * atr(14)`")
                     ok = False
+            elif a.size.kind == "risk":  # a sell has no stop to measure a risk from
+                self.diags.error("T012", "a sell cannot be sized by risk: it has no stop distance", a.size.span,
+                                 "sell a share of equity or cash (`sell 5% of equity`), an amount "
+                                 "(`sell 500 USDT`), or `close` the whole position")
+                ok = False
         if not ok or when is None:
             return
         kind = "buy" if isinstance(a, ast.Buy) else "sell" if isinstance(a, ast.Sell) else "close"
