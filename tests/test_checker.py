@@ -325,3 +325,16 @@ def test_a_sell_cannot_be_sized_by_risk(tmp_path: Path, size: str) -> None:
     _, diags, _ = compile_yaml(tmp_path, body)
     d = only(errors(diags), "T012")
     assert d.message == "a sell cannot be sized by risk: it has no stop distance"
+
+
+def test_a_window_given_as_a_duration_is_held_to_the_bar_limit(tmp_path: Path) -> None:
+    body = "triggers:\n  a: {when: 'close > sma(close, 100w)', then: close}\n"
+    _, diags, _ = compile_yaml(tmp_path, body, timeframe="1m")
+    assert "1,008,000 bars of 1m, more than the 1,000,000" in only(errors(diags), "T008").message
+    compile_ok(tmp_path / "2", body, timeframe="1h")  # 16,800 hourly bars: fine
+
+
+def test_a_timeframe_longer_than_a_year_is_refused(tmp_path: Path) -> None:
+    body = "triggers:\n  a: {when: 'close > sma(close, 20)', then: close}\n"
+    _, diags, _ = compile_yaml(tmp_path, body, timeframe="99999999999999999999w")
+    assert "longer than a year" in only(errors(diags), "S004").message

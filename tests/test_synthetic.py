@@ -220,3 +220,12 @@ def test_ar1_matches_the_recursion(a: float) -> None:
         y = a * y + v
         expected[i] = y
     np.testing.assert_allclose(_ar1(x, a, 0.3), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("timeframe", "first"), [("5m", "2024-01-01T00:00"), ("3d", "2024-01-03T00:00"),
+                                                  ("7h", "2024-01-01T02:00"), ("2w", "2024-01-08T00:00")])
+def test_the_default_start_is_the_first_bar_of_the_grid_from_2024(timeframe: str, first: str) -> None:
+    """Bars of 3d, 7h or 2w are aligned to the epoch (weeks to a Monday), not to 2024-01-01."""
+    md = synthetic_market(1, bars=10, timeframe=timeframe, symbols=("BTC/USDT",))
+    assert str(np.datetime64(int(md.timestamps[0]), "ms"))[:16] == first
+    assert int(md.timestamps[1] - md.timestamps[0]) == md.timeframe_ms

@@ -26,6 +26,7 @@ from policyctl.dsl.schema import validate_fragment, validate_policy
 from policyctl.dsl.yamlsrc import MAX_FILE_BYTES, YMap, YNode, YScalar, YSeq, parse_yaml
 
 MAX_INCLUDES = 64
+MAX_TIMEFRAME_S = 366 * 86_400  # a candle longer than a year is no timeframe an exchange serves
 
 
 class ScalarSource:
@@ -200,11 +201,14 @@ class Loader:
         if tf is not None:
             m.timeframe = str(tf.value)
             seconds = duration_seconds(m.timeframe)
-            if seconds is not None and seconds > 0:
+            if seconds is not None and 0 < seconds <= MAX_TIMEFRAME_S:
                 m.timeframe_seconds = seconds
             elif seconds == 0:  # the schema's pattern lets `0m` through
                 self.diags.error("S004", "`market.timeframe` must be longer than zero", tf.span,
                                  "a timeframe is a number followed by s, m, h, d or w, e.g. `5m`")
+            elif seconds is not None:
+                self.diags.error("S004", f"`market.timeframe` {m.timeframe} is longer than a year", tf.span,
+                                 "exchanges serve candles of minutes to a month: `1h`, `1d`, `1w`")
         quote = _scalar(node.get("quote"))
         if quote is not None:
             m.quote = str(quote.value)

@@ -33,6 +33,8 @@ from policyctl.rules.types import (
     money,
 )
 
+MAX_WINDOW = 1_000_000  # bars an indicator window or a history offset may span
+
 LITERAL_TYPES = {
     ast.Unit.NUMBER: NUMBER,
     ast.Unit.PERCENT: PERCENT,
@@ -247,10 +249,15 @@ class Lowerer:
                          f"{fmt_duration(tf)} bars", e.span,
                          "use a multiple of the policy's timeframe")
                 return None
+            if round(bars) > MAX_WINDOW:
+                self.err("T008", f"window `{ast.to_source(e)}` is {round(bars):,} bars of {fmt_duration(tf)}, more "
+                         f"than the {MAX_WINDOW:,} a window may hold", e.span,
+                         "use a shorter duration, or a longer timeframe")
+                return None
             return round(bars)
-        if n.type.kind is not Kind.NUMBER or v != int(v) or v < 1 or v > 1_000_000:
+        if n.type.kind is not Kind.NUMBER or v != int(v) or v < 1 or v > MAX_WINDOW:
             self.err("T008", f"the window of {_a(fname)} must be a whole number of bars from 1 "
-                     f"to 1000000, or a duration", e.span)
+                     f"to {MAX_WINDOW}, or a duration", e.span)
             return None
         return int(v)
 

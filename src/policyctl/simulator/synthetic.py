@@ -344,12 +344,15 @@ def _seasonality(timestamps: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
+START_MS = 1_704_067_200_000  # 2024-01-01T00:00Z
+
+
 def synthetic_market(
     seed: int,
     bars: int = 20_000,
     timeframe: str = "5m",
     symbols: Sequence[str] = DEFAULT_SYMBOLS,
-    start_ms: int = 1_704_067_200_000,
+    start_ms: int | None = None,
 ) -> MarketData:
     """A seeded synthetic market of ``bars`` candles per symbol from ``start_ms``."""
     if isinstance(symbols, str):
@@ -365,6 +368,9 @@ def synthetic_market(
         raise ValueError("symbols must be distinct")
     tf_ms = _check_timeframe(timeframe)
     grid = _Grid.of(timeframe)
+    if start_ms is None:  # the first bar of the timeframe's grid from 2024-01-01 (3d bars are epoch-aligned)
+        first = int(grid.index(np.array([START_MS - 1], dtype=np.int64))[0]) + 1
+        start_ms = int(grid.times(first, first + 1)[0])
     if not bool(grid.on_grid(np.array([start_ms], dtype=np.int64))[0]):
         raise ValueError(f"start_ms {start_ms} is not on the {timeframe} grid")
 
