@@ -29,16 +29,37 @@ def test_a_market_buy_filled_short_of_its_quantity_still_starts_the_cooldown() -
     assert "c1" in s.pending and s.cooldowns == {}  # not done yet: more may fill
     events = forget_vanished(s, (), T0 + 300_000, COOL)
     assert "c1" not in s.pending and [e.kind for e in events] == ["order_gone"]
-    assert s.trade_times == [T0 + 300_000]
-    assert s.cooldowns == {"BTC/USDT": T0 + 300_000 + HOUR}
+    # counted from the fill, not from when the engine found the order gone
+    assert s.trade_times == [T0 + 1000]
+    assert s.cooldowns == {"BTC/USDT": T0 + 1000 + HOUR}
 
 
 def test_a_partly_filled_stop_loss_that_ends_is_a_stop_out() -> None:
     s = _state(kind="stop_loss", side="sell")
     apply_fill(s, _fill(0.5, Side.SELL), T0, COOL)
     forget_vanished(s, (), T0 + 300_000, COOL)
-    assert s.stopout_times == [T0 + 300_000]
-    assert s.cooldowns == {"BTC/USDT": T0 + 300_000 + 2 * HOUR}
+    assert s.stopout_times == [T0 + 1000]
+    assert s.cooldowns == {"BTC/USDT": T0 + 1000 + 2 * HOUR}
+
+
+def test_trade_times_stay_in_time_order() -> None:
+    """An order found gone counts from its fill, earlier than trades booked since: the windows
+    count by bisection, so the times are kept in order."""
+    s = _state()
+    apply_fill(s, _fill(0.9995), T0, COOL)
+    s.pending["c2"] = PendingOrder("c2", "ETH/USDT", "buy", 1.0, 10.0, "entry", "r", T0 + 2000)
+    apply_fill(s, Fill("f2", "c2", "ETH/USDT", Side.BUY, 1.0, 10.0, 0.01, T0 + 200_000), T0, COOL)
+    forget_vanished(s, (), T0 + 300_000, COOL)
+    assert s.trade_times == [T0 + 1000, T0 + 200_000]
+
+
+def test_the_fill_time_of_a_pending_order_survives_a_restart() -> None:
+    s = _state()
+    assert '"last_fill_ms"' not in s.to_json()  # an order never filled is written as before
+    apply_fill(s, _fill(0.4), T0, COOL)
+    back = EngineState.from_json(s.to_json())
+    assert back.pending["c1"].last_fill_ms == T0 + 1000
+    assert EngineState.from_json(_state().to_json()).pending["c1"].last_fill_ms is None
 
 
 def test_an_order_gone_unfilled_is_no_trade_and_one_still_open_stays() -> None:

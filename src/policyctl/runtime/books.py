@@ -15,6 +15,8 @@ into it starts a new position.
 
 from __future__ import annotations
 
+from bisect import insort
+
 from policyctl.runtime.model import Event, Fill, MarketRules, OpenOrder, Side
 from policyctl.runtime.state import EngineState, Position
 
@@ -74,6 +76,7 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
                                      "kind": order.kind if order else (f.kind or "external")}))
     if order is not None:
         order.filled += f.qty
+        order.last_fill_ms = f.ts
         if order.filled >= order.qty * (1 - 1e-9):
             del state.pending[f.client_id]
             _traded(state, f.symbol, order.kind, f.ts, cooldowns)
@@ -86,10 +89,11 @@ def apply_fill(state: EngineState, f: Fill, bar_ts: int, cooldowns: dict[str, fl
 
 
 def _traded(state: EngineState, symbol: str, kind: str, ts: int, cooldowns: dict[str, float]) -> None:
-    """An order of the engine's is done, with something filled: a trade, and its cooldowns."""
-    state.trade_times.append(ts)
+    """An order of the engine's is done, with something filled: a trade, and its cooldowns. (In
+    time order: windows count by bisection, and an order found gone counts from an earlier fill.)"""
+    insort(state.trade_times, ts)
     if kind == "stop_loss":
-        state.stopout_times.append(ts)
+        insort(state.stopout_times, ts)
         _cool(state, symbol, ts, cooldowns.get("after_stopout"))
     _cool(state, symbol, ts, cooldowns.get("after_fill"))
 
@@ -105,13 +109,14 @@ def forget_vanished(state: EngineState, open_orders: tuple[OpenOrder, ...], now:
     """Pending orders that are neither open at the exchange nor filled are gone. One that filled
     in part is done all the same: a trade, with its cooldowns (a market buy sized in money fills
     a little less than the quantity asked when the price moves up: it never reaches its
-    quantity, yet it is a fill like any other)."""
+    quantity, yet it is a fill like any other). Its trade and cooldowns count from its latest
+    fill, as a full fill's do."""
     live = {o.client_id for o in open_orders}
     events = []
     for cid in [c for c, o in state.pending.items() if c not in live and o.created_ms < now]:
         o = state.pending.pop(cid)
         if o.filled > 0:
-            _traded(state, o.symbol, o.kind, now, cooldowns or {})
+            _traded(state, o.symbol, o.kind, o.last_fill_ms if o.last_fill_ms is not None else now, cooldowns or {})
         events.append(Event("order_gone", f"order `{cid}` ({o.kind} {o.side} {o.symbol}) is no longer "
                             f"open; {o.filled:.8g} of {o.qty:.8g} filled",
                             {"client_id": cid, "filled": o.filled, "qty": o.qty}))

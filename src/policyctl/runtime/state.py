@@ -59,6 +59,7 @@ class PendingOrder:
     take: float | None = None
     strategy: str | None = None
     filled: float = 0.0
+    last_fill_ms: int | None = None  # when its latest fill happened (its cooldowns start then)
 
 
 @dataclass
@@ -97,6 +98,9 @@ class EngineState:
     def to_json(self) -> str:
         d = asdict(self)
         d["trading_state"] = self.trading_state.value
+        for o in d["pending"].values():  # (written only once known: states of orders never filled stay as they were)
+            if o["last_fill_ms"] is None:
+                del o["last_fill_ms"]
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
