@@ -367,6 +367,23 @@ def test_cap_clip_reports_the_margin(tmp_path: Path) -> None:
     assert d2.margins["per_asset"] == pytest.approx(0.25 - 1000 / (1 + FEE) / 10_000)
 
 
+def test_margins_are_the_room_left_after_every_clip(tmp_path: Path) -> None:
+    """The total cap passes the 999 asked for, then the per-asset cap clips it to 500: the
+    total's room is what the 500 leaves, not what the 999 would have."""
+    cp = policy(tmp_path, "caps:\n  total: exposure.total <= 35%\n  per_asset: exposure.symbol <= 5%\n")
+    d = entry(cp)
+    (o,) = d.orders
+    assert o.notional == pytest.approx(500.0)
+    assert d.margins["per_asset"] == 0.0
+    assert d.margins["total"] == pytest.approx(0.35 - 0.05)
+    # the same with a strategy budget clipping first and a cap after it
+    cp2 = policy(tmp_path / "2", "caps:\n  per_asset: exposure.symbol <= 5%\n"
+                 "strategies:\n  s: {budget: 8%}\n", base=BUY_UP.replace("then:", "strategy: s\n    then:"))
+    d2 = entry(cp2)
+    assert d2.orders[0].notional == pytest.approx(500.0)
+    assert d2.margins["budget:s"] == pytest.approx(0.08 - 0.05)
+
+
 def test_cap_with_no_room_blocks(tmp_path: Path) -> None:
     cp = policy(tmp_path, "caps:\n  per_asset: exposure.symbol <= 0.05%\nexecution:\n  min_trade: 10 USDT\n")
     d = entry(cp)

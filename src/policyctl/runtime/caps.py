@@ -186,6 +186,7 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
         budgets.append((f"budget:{strategy}", cp.budgets[strategy], acct.strategy_exposure.get(strategy, 0.0)))
     for name, share, members in _theme_budgets(cp, symbol):
         budgets.append((name, share, acct.notional_of(members)))
+    rooms: list[tuple[str, float]] = []
     for name, share, used in budgets:
         room = share * acct.equity - used
         if not math.isfinite(room):
@@ -196,14 +197,18 @@ def check_caps(cp: CompiledPolicy, values: Values, acct: Account, state: EngineS
                 return _block(out, name, f"{share:.2%} of equity is used up")
             out.clips.append({"cap": name, "from": out.notional, "to": room})
             out.notional = room
+        rooms.append((name, room))
+    out = _steps(out, _plan(cp, strategy, symbol)[1], values, acct, state, symbol, i, now, min_trade)
+    for name, room in rooms:  # the room each budget leaves after the order as finally clipped
         out.margins[name] = (room - out.notional) / acct.equity if acct.equity > 0 else math.nan
-    return _steps(out, _plan(cp, strategy, symbol)[1], values, acct, state, symbol, i, now, min_trade)
+    return out
 
 
 def _steps(out: CapCheck, steps: list[_Step], values: Values, acct: Account, state: EngineState,
            symbol: str, i: int, now: int, min_trade: float) -> CapCheck:
     row, g, margins = values.rows[i], values.g, out.margins
     projections: list[Projection | None] = [None] * len(steps)
+    passed: list[tuple[str, float, float, float]] = []  # exposure caps passed: (name, limit, before, per)
     for step in steps:
         proj = projections[step.slot]
         if proj is None:
@@ -231,6 +236,8 @@ def _steps(out: CapCheck, steps: list[_Step], values: Values, acct: Account, sta
             over = d > REL_TOL * (a if a > b else b)
             if not over if step.le else over:
                 margins[step.name] = limit - after
+                if step.exposure:
+                    passed.append((step.name, limit, before, per))
                 continue
         if step.clip:
             if room >= max(min_trade, 1e-12):
@@ -241,6 +248,9 @@ def _steps(out: CapCheck, steps: list[_Step], values: Values, acct: Account, sta
                 continue
             return _block(out, step.name, f"no room left: {before:.4g} of {limit:.4g} used")
         return _block(out, step.name, f"would reach {after:.4g}, limit {limit:.4g}")
+    if out.clips:  # a later cap clipped the order: the earlier ones have more room left than they saw
+        for name, limit, before, per in passed:
+            margins[name] = limit - (before + out.notional * per)
     return out
 
 
