@@ -338,3 +338,18 @@ def test_a_timeframe_longer_than_a_year_is_refused(tmp_path: Path) -> None:
     body = "triggers:\n  a: {when: 'close > sma(close, 20)', then: close}\n"
     _, diags, _ = compile_yaml(tmp_path, body, timeframe="99999999999999999999w")
     assert "longer than a year" in only(errors(diags), "S004").message
+
+
+@pytest.mark.parametrize(("action", "message"), [
+    ("buy -2% of equity", "the order size `-2%` is not positive"),
+    ("buy 0% of cash", "the order size `0%` is not positive"),
+    ("buy -100 USDT", "the order size `-100 USDT` is not positive"),
+    ("sell 0 USDT", "the order size `0 USDT` is not positive"),
+    ("buy 200% of equity", "an order of 200% of equity spends more than the account has"),
+    ("buy 2% of equity stop 0 USDT", "the stop distance `0 USDT` is not positive"),
+    ("buy 2% of equity stop 3% take -1 USDT", "the take distance `-1 USDT` is not positive"),
+])
+def test_constant_sizes_and_distances_that_can_never_trade(tmp_path: Path, action: str, message: str) -> None:
+    """Each of these linted clean and then had every entry denied (or overspent) at run time."""
+    _, diags, _ = compile_yaml(tmp_path, f"triggers:\n  a: {{when: 'close > open', then: {action}}}\n")
+    assert message in only(errors(diags), "S004").message

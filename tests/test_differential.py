@@ -477,6 +477,10 @@ def test_through_a_policy_file(
         f"    then: \"sell ({to_policy(size)[0]}) * 1 USDT\"\n"
     )
     cp, diags, _ = compile_yaml(folder, body, lint=False, symbols=SYMBOLS)
+    if [d.code for d in diags] == ["S004"] and "is not positive" in diags.items[0].message:
+        # a size that folds to a constant of zero or less is refused, rightly: the oracle agrees
+        assert all(not v > 0 for v in run_oracle(size, data).flat), to_policy(size)[0]
+        return
     assert cp is not None and not diags.items, [d.to_json() for d in diags]
     when = cp.graph.output_node("trigger", "t", "when")
     amount = cp.graph.output_node("trigger", "t", "size")

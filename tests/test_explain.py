@@ -95,3 +95,11 @@ def test_a_time_before_the_data_is_an_error_not_a_traceback(trend: tuple[Compile
     out = _cli(str(TREND), "--at", "2000-01-01T00:00Z")
     assert out.returncode != 0
     assert "Traceback" not in out.stderr and "starts after" in out.stderr
+
+
+def test_a_time_after_the_data_is_an_error(trend: tuple[CompiledPolicy, MarketData, SimResult]) -> None:
+    _, md, _ = trend
+    last = int(md.timestamps[-1])
+    assert ex.bar_at(md, last + md.timeframe_ms - 1) == len(md.timestamps) - 1  # inside the last bar
+    with pytest.raises(DataError, match="the data ends before"):
+        ex.bar_at(md, last + md.timeframe_ms)

@@ -27,6 +27,8 @@ def bar_at(md: MarketData, at_ms: int) -> int:
     i = int(np.searchsorted(ts, at_ms, side="right")) - 1
     if i < 0:
         raise DataError(f"the data starts after {_iso(at_ms)}", None)
+    if at_ms >= int(ts[-1]) + md.timeframe_ms:
+        raise DataError(f"the data ends before {_iso(at_ms)}: its last bar opens at {_iso(int(ts[-1]))}", None)
     return i
 
 

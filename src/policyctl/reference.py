@@ -965,7 +965,10 @@ def _lang_actions() -> str:
              "after `per` (money)"),
         ])
         + "\nThe amount may be any expression of the right unit, such as a param (`buy slot "
-        "of equity stop stop_loss`) or `min(2%, 0.5 * drawdown) of equity`.\n\n"
+        "of equity stop stop_loss`) or `min(2%, 0.5 * drawdown) of equity`. A constant size "
+        "must be positive, and a share at most `100%` of its base (S004: a spot account does "
+        "not borrow); a size computed at run time that is not positive leaves the entry "
+        "unsized (denied `unsized`).\n\n"
         "`stop X` and `take Y` are distances from the entry price: a percentage (`stop 3%` "
         "closes the position 3% below the entry, `take 6%` 6% above), or a price distance in "
         "money (`stop 2 * atr(14)`). Both are positive; a stop beyond the take-profit is an "

@@ -241,11 +241,11 @@ class Compiler:
                 if a.stop is not None:
                     stop = expect(self.low, a.stop, ctx, (K.PERCENT, K.MONEY), "a stop distance",
                                   "stop 3%")
-                    ok = ok and stop is not None
+                    ok = ok and stop is not None and self._positive_distance(stop, a.stop, "stop")
                 if a.take is not None:
                     take = expect(self.low, a.take, ctx, (K.PERCENT, K.MONEY), "a take-profit distance",
                                   "take 6%")
-                    ok = ok and take is not None
+                    ok = ok and take is not None and self._positive_distance(take, a.take, "take")
                 if a.size.kind == "risk" and a.size.per is None and a.stop is None:
                     self.diags.error("T012", "sizing by risk needs a stop distance", a.size.span,
                                      "add `stop 3%`, or say the distance: `risk 1% of equity per "
@@ -279,10 +279,17 @@ class Compiler:
                                  f"`{self.env.quote}`", s.amount.span,
                                  f"give the size in `{self.env.quote}`")
                 return None
+            self._positive_size(amount, s)
             return SizeInfo("amount", None, amount, None) if amount is not None else None
         amount = expect(self.low, s.amount, ctx, (K.PERCENT,),
                         f"a size {'at risk ' if s.kind == 'risk' else ''}as a share of {s.base}",
                         f"2% of {s.base}")
+        self._positive_size(amount, s)
+        if amount is not None and self.graph[amount].is_const and s.kind == "fraction" \
+                and self.graph[amount].value > 1.0:
+            self.diags.error("S004", f"an order of {ast.to_source(s.amount)} of {s.base} spends more than the "
+                             "account has (a spot account does not borrow)", s.amount.span,
+                             f"at most `100% of {s.base}`")
         per = None
         if s.per is not None:
             per = expect(self.low, s.per, ctx, (K.MONEY,), "the price distance after `per`",
@@ -290,6 +297,23 @@ class Compiler:
             if per is None:
                 return None
         return SizeInfo(s.kind, s.base, amount, per) if amount is not None else None
+
+    def _positive_size(self, amount: int | None, s: ast.Size) -> None:
+        """A constant size must be positive: an order of nothing, or less, is never sent."""
+        if amount is not None and self.graph[amount].is_const and not self.graph[amount].value > 0:
+            self.diags.error("S004", f"the order size `{ast.to_source(s.amount)}` is not positive", s.amount.span,
+                             "an order size is more than zero: `2% of equity`, `500 USDT`")
+
+    def _positive_distance(self, node: int, e: ast.Expr, what: str) -> bool:
+        """A constant stop or take-profit distance must be positive (it is measured away from the
+        entry, below it for the stop, above it for the take-profit)."""
+        n = self.graph[node]
+        if n.is_const and n.type.kind is K.MONEY and not n.value > 0:  # (a percentage: lints L003, L013)
+            self.diags.error("S004", f"the {what} distance `{ast.to_source(e)}` is not positive", e.span,
+                             f"a distance from the entry price, more than zero: `{what} 3%`, "
+                             f"`{what} 2 * atr(14)`")
+            return False
+        return True
 
     def cap(self, c: ast.Cap) -> None:
         e = c.expr

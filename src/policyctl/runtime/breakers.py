@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from policyctl.records import fast_init
 from policyctl.rules.compiler import CompiledPolicy
@@ -59,7 +60,7 @@ def evaluate_breakers(cp: CompiledPolicy, values: Values, state: EngineState, no
             state.trips[b.name] = Trip(b.name, b.action, now, until, "condition true")
             flatten = flatten or b.action == "flatten"
             events.append(Event("breaker_trip", f"breaker `{b.name}` tripped: {b.action}"
-                                + (f" until {until}" if until is not None else " until reset"),
+                                + (f" until {_iso(until)}" if until is not None else " until reset"),
                                 {"breaker": b.name, "action": b.action, "until": until}))
         elif until is not None and existing.until_ms is not None and until > existing.until_ms:
             existing.until_ms = until  # still true: the trip lasts from the latest trigger
@@ -94,3 +95,7 @@ def reset_breaker(state: EngineState, name: str | None = None) -> list[str]:
     names = [name] if name is not None else list(state.trips)
     cleared = [n for n in names if state.trips.pop(n, None) is not None]
     return cleared
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
