@@ -68,6 +68,17 @@ def test_broken_policy_exits_1_with_a_located_message(broken: Path) -> None:
     assert lines[-1] == "1 error, 0 warnings"
 
 
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+def test_rules_files_read_like_yaml_files(tmp_path: Path, newline: bytes, bom: bytes) -> None:
+    """A byte-order mark and any line ends: the same problem at the same line and column."""
+    text = newline.join([b"trigger a:", b"    when close > opn", b"    then close", b""])
+    path = write(tmp_path, "a.rules", bom + text)
+    result = run("lint", str(path))
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[0] == f"{path}:2:18: error[T001]: unknown name `opn`"
+
+
 def test_broken_among_clean_policies_exits_1(tmp_path: Path, broken: Path) -> None:
     result = run("lint", str(POLICIES), str(broken))
     assert result.exit_code == 1

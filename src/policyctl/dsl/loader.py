@@ -63,13 +63,15 @@ def decode_rules(data: bytes, shown: str, diags: Diagnostics) -> str | None:
         diags.error("Y002", "binary content: not a text file", Span.point(shown, 1, 1))
         return None
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         before = data[: e.start]
         line = before.count(b"\n") + 1
         col = e.start - (before.rfind(b"\n") + 1) + 1
         diags.error("Y001", "file is not valid UTF-8", Span.point(shown, line, col))
         return None
+    # as YAML files are read: a byte-order mark is not text, and old Mac line ends are line ends
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def duration_seconds(text: str) -> float | None:

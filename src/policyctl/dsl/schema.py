@@ -302,7 +302,8 @@ _EXECUTION = _object(
         "order_type": {
             "enum": ["market", "limit"],
             "title": "Order type",
-            "description": "`market` orders fill at once; `limit` orders wait as maker.",
+            "description": "How entries are sent: `market` orders fill at once; `limit` orders wait as "
+                           "maker. Exits (stops, take-profits, sells, closes) always go out as market orders.",
         },
         "fees": _object(
             {
