@@ -279,6 +279,16 @@ def test_unused_and_shadowing_params(tmp_path: Path) -> None:
     ])
 
 
+def test_a_param_read_only_by_a_used_param_is_used(tmp_path: Path) -> None:
+    body = ("params:\n  base: 2%\n  size: base * 2\n  orphan: 3\n  orphan_dep: orphan * 2\n"
+            "triggers:\n  t: {when: 'close > open', then: buy size of equity}\n")
+    cp, diags, path = compile_yaml(tmp_path, body)
+    assert cp is not None and cp.used_params == {"base", "size"}
+    src = path.read_text()
+    assert sorted((d.code, d.span.line, d.span.col) for d in diags) == sorted([
+        ("L015", *find_pos(src, "orphan:")), ("L015", *find_pos(src, "orphan_dep"))])
+
+
 # ---- rule records -----------------------------------------------------------------------
 
 

@@ -82,6 +82,7 @@ class Lowerer:
         self.param_nodes: dict[str, int | None] = {}
         self._param_stack: list[str] = []
         self.used_params: set[str] = set()
+        self.param_deps: dict[str, set[str]] = {}  # the params each param's definition reads
 
     # -- helpers --
     def err(self, code: str, message: str, span: Span, help: str | None = None) -> None:
@@ -107,6 +108,8 @@ class Lowerer:
     # -- params --
     def param(self, name: str, span: Span) -> int | None:
         self.used_params.add(name)
+        if self._param_stack:  # a param defined in terms of another
+            self.param_deps.setdefault(self._param_stack[-1], set()).add(name)
         if name in self.param_nodes:
             return self.param_nodes[name]
         if name in self._param_stack:

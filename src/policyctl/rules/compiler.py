@@ -161,7 +161,13 @@ class Compiler:
         for b in p.breakers:
             self.breaker(b)
         self.settings()
-        self.out.used_params = set(self.low.used_params)
+        used, todo = set(self.low.used_params), list(self.low.used_params)
+        while todo:  # a param read by a used param's definition is used too
+            for dep in self.low.param_deps.get(todo.pop(), ()):
+                if dep not in used:
+                    used.add(dep)
+                    todo.append(dep)
+        self.out.used_params = used
         self.out.hash = policy_hash(p)
         return self.out
 
