@@ -353,3 +353,17 @@ def test_constant_sizes_and_distances_that_can_never_trade(tmp_path: Path, actio
     """Each of these linted clean and then had every entry denied (or overspent) at run time."""
     _, diags, _ = compile_yaml(tmp_path, f"triggers:\n  a: {{when: 'close > open', then: {action}}}\n")
     assert message in only(errors(diags), "S004").message
+
+
+def test_a_bare_theme_exposure_needs_one_theme_per_symbol(tmp_path: Path) -> None:
+    """Without `of`, exposure.theme is the theme of the symbol evaluated: a symbol in two
+    themes makes it ambiguous, for the symbols the rule runs on."""
+    themes = "themes: {t1: [BTC/USDT], t2: [BTC/USDT, ETH/USDT]}"
+    body = "triggers:\n  a: {when: 'exposure.theme < 10%', then: buy 1% of equity}\n"
+    _, diags, _ = compile_yaml(tmp_path, body, market_extra=themes)
+    assert "`BTC/USDT` belongs to 2 themes (t1, t2)" in only(errors(diags), "T011").message
+    on_eth = "triggers:\n  a: {symbols: [ETH/USDT], when: 'exposure.theme < 10%', then: buy 1% of equity}\n"
+    compile_ok(tmp_path / "2", on_eth, market_extra=themes)
+    of_none = "triggers:\n  a: {when: 'exposure.theme of \"ETH/USDT\" < 10%', then: close}\n"
+    _, diags, _ = compile_yaml(tmp_path / "3", of_none, market_extra="themes: {t1: [BTC/USDT]}")
+    assert only(errors(diags), "T011").message == "`ETH/USDT` belongs to no theme"

@@ -51,9 +51,10 @@ class Ctx:
     per_symbol: bool  # may the expression depend on "the current symbol"?
     symbol: str | None = None  # bound by `of "SYM"`
     theme: str | None = None  # bound by `of "theme"`
+    runs_on: tuple[str, ...] | None = None  # the symbols a per-symbol rule is evaluated for (None: all)
 
     def bind(self, symbol: str | None, theme: str | None) -> Ctx:
-        return Ctx(self.kind, self.rule, self.per_symbol, symbol, theme)
+        return Ctx(self.kind, self.rule, self.per_symbol, symbol, theme, self.runs_on)
 
 
 @dataclass
@@ -193,11 +194,19 @@ class Lowerer:
                 if target is None and ctx.symbol is not None:
                     themes = [t for t, syms in self.env.themes.items() if ctx.symbol in syms]
                     if len(themes) != 1:
-                        self.err("T011", f"`{ctx.symbol}` belongs to {len(themes)} themes, so "
-                                 f"{_a(spec.name)} of it is ambiguous", span,
-                                 'name the theme: `exposure.theme of "majors"`')
+                        self.err("T011", f"`{ctx.symbol}` belongs to no theme" if not themes else
+                                 f"`{ctx.symbol}` belongs to {len(themes)} themes, so {_a(spec.name)} of it is "
+                                 "ambiguous", span, 'name the theme: `exposure.theme of "majors"`')
                         return None
                     target = themes[0]
+                elif target is None and ctx.per_symbol:  # the theme of each symbol the rule runs on
+                    for sym in ctx.runs_on or self.env.symbols:
+                        themes = [t for t, syms in self.env.themes.items() if sym in syms]
+                        if len(themes) > 1:
+                            self.err("T011", f"{_a(spec.name)} is the theme of the symbol evaluated, but `{sym}` "
+                                     f"belongs to {len(themes)} themes ({', '.join(themes)})", span,
+                                     f'name the theme: `exposure.theme of "{themes[0]}"`')
+                            return None
             else:
                 if ctx.theme is not None:
                     self.err("T011", f"{_a(spec.name)} needs a symbol, but `{ctx.theme}` is a theme",
@@ -314,7 +323,7 @@ class Lowerer:
                 t = money(self.env.quote)
             return self.g.add("window", (), (e.func, a.value), t, e.span, per_symbol=False, market=False)
         if spec.category == "aggregate":
-            arg = self.expr(e.args[0], Ctx(ctx.kind, ctx.rule, True, ctx.symbol, ctx.theme))
+            arg = self.expr(e.args[0], Ctx(ctx.kind, ctx.rule, True, ctx.symbol, ctx.theme, ctx.runs_on))
             if arg is None:
                 return None
             if self.type_of(arg).kind is not Kind.BOOL:

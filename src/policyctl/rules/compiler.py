@@ -227,7 +227,7 @@ class Compiler:
 
     # -- rules --
     def trigger(self, t: ast.Trigger) -> None:
-        ctx = Ctx("trigger", t.name, per_symbol=True)
+        ctx = Ctx("trigger", t.name, per_symbol=True, runs_on=tuple(t.symbols) or None)
         rid = t.name
         for s in t.symbols:
             if s not in self.env.symbols:
