@@ -395,8 +395,8 @@ class Lowerer:
                    (isinstance(n, ast.Name) and n.dotted in self.env.params) for n in ast.walk(e))
 
     def index(self, e: ast.Index, ctx: Ctx) -> int | None:
-        base = self.series(e.base, "history `[...]`", ctx)
-        n = self.window(e.offset, "history `[...]`", ctx) if not _is_zero_literal(e.offset) else 0
+        base = self.series(e.base, ast.to_source(e), ctx)
+        n = self.window(e.offset, ast.to_source(e), ctx) if not _is_zero_literal(e.offset) else 0
         if base is None or n is None:
             return None
         if n == 0:
