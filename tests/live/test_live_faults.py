@@ -16,12 +16,14 @@ import pytest
 from live_support import (
     HOLD_S,
     Session,
+    check_books,
     check_invariants,
     env_for,
     journal_denials,
     journal_events,
     journal_kinds,
     open_session,
+    store_fills,
     store_orders,
     write_policy,
 )
@@ -79,6 +81,10 @@ def test_429_on_placement_sends_nothing_twice(live: Session) -> None:
     live.rt.reconcile()
     assert store_orders(live.state_dir)[refused]["status"] == "lost"
     assert refused not in _emu_cids(live.emu)
+    # a human hears of it: the engine does not decide a lost order again by itself
+    lost = [a for a in live.rt.alerter.sent if a["key"].startswith("order_lost:")]
+    assert len(lost) == 1 and refused in lost[0]["message"], live.rt.alerter.sent
+    assert lost[0]["level"] == ("critical" if d.orders[0].side.value == "sell" else "warning")
     check_invariants(live)
 
 
@@ -122,6 +128,10 @@ def test_418_halts_for_a_human(tmp_path: Path, credentials: tuple[str, str], emu
         emu.inject("all", "ip_ban", count=10_000, retry_after=120)  # banned: every request refused
         s.run(3)
         assert s.rt.halted_for_human is not None and "IP banned" in s.rt.halted_for_human
+        for _ in range(200):  # the webhook is posted to from a thread of its own
+            if any(a["key"] == "needs_human" for a in received):
+                break
+            threading.Event().wait(0.05)
         alerts = [a for a in received if a["key"] == "needs_human"]
         assert len(alerts) == 1 and alerts[0]["level"] == "critical"
         assert _metric(s, "policyctl_api_errors_total", policy="live-test", kind="needshuman",
@@ -404,3 +414,81 @@ def test_a_candle_later_than_the_wait_is_a_gap_not_a_second_step(live: Session) 
     assert set(bars) == {"BTC/USDT", "ETH/USDT"} and len(set(bars.values())) == 1, bars
     live.run(5)
     check_invariants(live)  # (bar times strictly increasing: the late candle was never fed)
+
+
+
+def test_a_fresh_state_on_an_account_that_traded_books_nothing_twice(live: Session, tmp_path: Path) -> None:
+    """The state folder is lost (or moved away) and the runtime starts afresh on the same
+    account: it adopts the positions from the balances, and the account's earlier fills,
+    which those balances include, are never booked again."""
+    live.run_until(lambda d: any(p.qty > 0 for p in live.rt.state.positions.values()))
+    live.settle()
+    live.close()
+    s2 = open_session(tmp_path, live.key, live.secret, emu=live.emu, state_dir=tmp_path / "fresh")
+    try:
+        assert all(p.rule == "adopted" for p in s2.rt.state.positions.values())
+        s2.run(4)
+        s2.settle()
+        check_books(s2)  # cash and positions equal the exchange's balances
+        booked = store_fills(s2.state_dir)
+        assert all(rows == 1 and applied == 1 for rows, applied in booked.values())
+    finally:
+        s2.close()
+
+
+def test_a_fresh_live_state_needs_the_balances(tmp_path: Path, credentials: tuple[str, str],
+                                               emu: EmulatorHandle) -> None:
+    """Unreadable balances (wrong credentials) would start the books at 0 cash, saved for good."""
+    key, _ = credentials
+    with pytest.raises(RuntimeError, match="could not read the account's balances"):
+        open_session(tmp_path, key, "wrong-secret-123456", emu=emu)
+    assert not (tmp_path / "state" / "state.sqlite").exists() or store_fills(tmp_path / "state") == {}
+
+
+def test_the_kill_switch_does_not_wait_for_the_alert_webhook(tmp_path: Path, credentials: tuple[str, str],
+                                                             emu: EmulatorHandle) -> None:
+    """A webhook that accepts and never answers: the kill switch cancels all the same, and the
+    alert goes out behind it."""
+    from policyctl.runtime.app import WEBHOOK_ENV
+
+    release = threading.Event()
+    open_when_alerted: list[bool] = []
+
+    class Hang(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            open_when_alerted.append(any(o.is_open for o in emu.orders()))
+            release.wait(30)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    key, secret = credentials
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    s = open_session(tmp_path, key, secret, emu=emu, env=env_for(key, secret) | {WEBHOOK_ENV: url},
+                     policy=write_policy(tmp_path, order_type="limit"))
+    try:
+        s.run_until(lambda d: any(o.is_open for o in emu.orders()))
+        (s.state_dir / "KILL").write_text("0 test\n")
+        s.orders_at_kill = {o.client_order_id for o in emu.orders()}
+        s.kill_ms = emu.clock.now_ms()
+        done = threading.Thread(target=s.rt.check_kill)
+        done.start()
+        done.join(20)  # (the webhook holds every post for 30 s)
+        assert not done.is_alive(), "the kill switch waited for the webhook"
+        assert not any(o.is_open for o in emu.orders()), "every order canceled"
+        assert s.rt.kill_times is not None and s.rt.kill_times.canceled_ms is not None
+        assert any(a["key"] == "kill_switch" for a in s.rt.alerter.sent)
+        for _ in range(200):  # the alert reaches the webhook behind the cancels
+            if open_when_alerted:
+                break
+            threading.Event().wait(0.05)
+        assert open_when_alerted and not open_when_alerted[-1], "alerted before the orders were canceled"
+    finally:
+        release.set()
+        s.close()
+        server.shutdown()
+        server.server_close()

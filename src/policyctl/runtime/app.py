@@ -94,7 +94,7 @@ def build(cp: CompiledPolicy, opts: Options, env: Mapping[str, str] | None = Non
         if opts.metrics_port is not None:
             metrics.serve(opts.metrics_port, opts.metrics_host)
         url = env.get(WEBHOOK_ENV)
-        alerter = Alerter(webhook(url) if url else None)
+        alerter = Alerter(webhook(url, log=log) if url else None)
         cfg = RuntimeConfig(mode=opts.mode, state_dir=opts.state_dir, live_armed=armed,
                             cash=None if armed else opts.cash, warmup_bars=opts.warmup_bars)
         rt = LiveRuntime(cp, adapter, store, cfg, clock, metrics, alerter, log)

@@ -39,7 +39,7 @@ from policyctl.runtime.model import Bar, Fill, OpenOrder, OrderRequest, Quote, S
 from policyctl.runtime.observe import Alerter
 from policyctl.runtime.operator import apply_resets, pending_resets
 from policyctl.runtime.state import EngineState
-from policyctl.runtime.store import StateStore
+from policyctl.runtime.store import OrderRecord, StateStore
 
 WARMUP_BARS = 500
 CANDLE_PAGE = 1000  # candles a request asks for (Binance's most)
@@ -140,6 +140,9 @@ class LiveRuntime:
     def _fresh_state(self) -> EngineState:
         quote = self.cp.policy.market.quote or "USDT"
         bal = self._call("fetch_balances", self.adapter.fetch_balances)
+        if bal is None and self.cfg.cash is None:  # a state of 0 cash would be saved, and wrong for good
+            raise RuntimeError("could not read the account's balances, which a fresh state starts from "
+                               "(are the credentials right? see the log)")
         cash = self.cfg.cash if self.cfg.cash is not None else (bal.total.get(quote, 0.0) if bal else 0.0)
         state = EngineState.initial(cash, self.clock.now_ms())
         if bal is not None:  # positions the account already holds are adopted, cost unknown
@@ -152,6 +155,11 @@ class LiveRuntime:
                     from policyctl.runtime.state import Position
 
                     state.positions[s] = Position(s, qty, px, state.now, state.now, qty * px, rule="adopted")
+            # the account's past fills are in those balances already: known, never booked again
+            history = self._call("fetch_fills", self.adapter.fetch_fills, self.cp.symbols, None) or []
+            adopted = self.store.adopt_fills(history, state.now)
+            if adopted:
+                self.log.info(f"{adopted} earlier fills of the account adopted with its balances")
         return state
 
     def _resolve_leftovers(self) -> None:
@@ -160,9 +168,7 @@ class LiveRuntime:
             found = self._call("find_order", self.adapter.find_order, o.client_id, o.symbol)
             now = self.clock.now_ms()
             if found is None:
-                self.store.mark_order(o.client_id, "lost", reason="not found at the exchange after restart",
-                                      now_ms=now)
-                self.log.warning(f"order {o.client_id} was never placed (crash before it left)")
+                self._lost(o, "not found at the exchange after restart (a crash before it left)", now)
             else:
                 self.store.mark_order(o.client_id, found.status, exchange_id=found.exchange_id,
                                       filled=found.filled, avg_price=found.avg_price, now_ms=now)
@@ -383,7 +389,19 @@ class LiveRuntime:
                     self.store.mark_order(o.client_id, found.status, exchange_id=found.exchange_id,
                                           filled=found.filled, avg_price=found.avg_price, now_ms=now)
                 elif o.status in ("submitting", "unknown") and now - o.created_ms > 60_000:
-                    self.store.mark_order(o.client_id, "lost", reason="never reached the exchange", now_ms=now)
+                    self._lost(o, "never reached the exchange", now)
+
+    def _lost(self, o: OrderRecord, why: str, now: int) -> None:
+        """An order that never reached the exchange. The engine does not decide it again by itself
+        (a rule that fires on a crossing fires once): an exit lost leaves a position open, so a
+        human hears of it at once."""
+        self.store.mark_order(o.client_id, "lost", reason=why, now_ms=now)
+        what = f"{o.kind} {o.side} {o.qty} {o.symbol} (order {o.client_id}, rule `{o.rule}`)"
+        exit_lost = o.side == "sell"
+        self.log.error(f"order lost: {what}: {why}" + ("; the position stays open" if exit_lost else ""))
+        self.alerter.alert(f"order_lost:{o.symbol}:{o.side}", f"order lost: {what}: {why}"
+                           + ("; the position stays open until an exit fires again or a human closes it"
+                              if exit_lost else ""), now, level="critical" if exit_lost else "warning")
 
     def check_kill(self) -> None:
         """Poll the kill switch; on engagement cancel everything at once and time it."""
@@ -395,14 +413,16 @@ class LiveRuntime:
             return
         # the switch is stamped with the wall clock (`policyctl kill`): time the halt on the same clock
         self.kill_times = KillTimes(since, halted_ms=wall_ms())
-        self.alerter.alert("kill_switch", "kill switch engaged: canceling every open order", self.clock.now_ms(),
-                           level="critical")
-        with self._lock:
+        with self._lock:  # cancel first: nothing, not even the alert, comes before that
             if self.cfg.mode != "dry-run":
                 self._cancel_all()
             left = self._call("fetch_open_orders", self.adapter.fetch_open_orders, self.cp.symbols)
             if left == [] or self.cfg.mode == "dry-run":
                 self.kill_times.canceled_ms = wall_ms()
+        self.alerter.alert("kill_switch", "kill switch engaged: every open order canceled"
+                           if self.kill_times.canceled_ms is not None else
+                           "kill switch engaged: open orders are left at the exchange", self.clock.now_ms(),
+                           level="critical")
         name = self.cp.policy.name
         halted = self.kill_times.halted_ms or since
         self.metrics.kill_halt.labels(name).set((halted - since) / 1000)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -116,13 +118,34 @@ class Alerter:
         return True
 
 
-def webhook(url: str, timeout: float = 5.0) -> Callable[[dict[str, Any]], None]:
-    """POST each alert as JSON to ``url``."""
+def webhook(url: str, timeout: float = 5.0, log: Any = None) -> Callable[[dict[str, Any]], None]:
+    """POST each alert as JSON to ``url``, from a thread of its own, in order: a webhook that
+    hangs or fails delays neither a tick nor the kill switch. A failed post is logged (when a
+    ``log`` is given); alerts beyond a backlog of 1000 are dropped, and logged."""
+    backlog: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1000)
 
-    def send(payload: dict[str, Any]) -> None:
+    def post(payload: dict[str, Any]) -> None:
         req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # the operator's own URL
             resp.read()
+
+    def worker() -> None:
+        while True:
+            payload = backlog.get()
+            try:
+                post(payload)
+            except Exception as e:  # the channel failed: say so, keep going
+                if log is not None:
+                    log.warning(f"alert `{payload.get('key')}` not delivered to the webhook: {type(e).__name__}: {e}")
+
+    threading.Thread(target=worker, name="policyctl-alerts", daemon=True).start()
+
+    def send(payload: dict[str, Any]) -> None:
+        try:
+            backlog.put_nowait(payload)
+        except queue.Full:
+            if log is not None:
+                log.warning(f"alert `{payload.get('key')}` dropped: 1000 alerts wait for the webhook")
 
     return send

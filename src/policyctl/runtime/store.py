@@ -486,6 +486,12 @@ class StateStore:
             c.execute("UPDATE fills SET applied = 1 WHERE id = ? AND applied = 0", (f.id,))
         return False
 
+    def adopt_fills(self, fills: Iterable[Fill], now_ms: int) -> int:
+        """Fills made before a fresh state, whose effect that state took from the balances: stored
+        as booked, so they are never handed to the engine (booked twice). Returns how many."""
+        with self._tx() as c:
+            return sum(self._insert_fill(c, f, applied=True, now_ms=now_ms) for f in fills)
+
     def record_fills(self, fills: Iterable[Fill], *, now_ms: int | None = None) -> list[Fill]:
         """Store fills (each once, by id) and return those the engine has not booked yet: the new
         ones, and any stored before but not booked by a committed tick (a crash in between).
