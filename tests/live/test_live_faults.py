@@ -492,3 +492,17 @@ def test_the_kill_switch_does_not_wait_for_the_alert_webhook(tmp_path: Path, cre
         s.close()
         server.shutdown()
         server.server_close()
+
+
+def test_books_that_disagree_with_the_exchange_are_logged_and_alerted(live: Session) -> None:
+    """Entries stop while the books disagree with the balances: the operator hears why, once a
+    mismatch outlasts a tick (a fill in flight explains one tick)."""
+    live.run(3)
+    free, locked = live.emu.balances()["USDT"]
+    live.emu.set_balance("USDT", free=Decimal("5"), locked=locked)  # money gone behind the runtime's back
+    live.run(1)
+    assert not [a for a in live.rt.alerter.sent if a["key"] == "books_mismatch"]
+    live.run(1)
+    alerts = [a for a in live.rt.alerter.sent if a["key"] == "books_mismatch"]
+    assert len(alerts) == 1 and "books disagree with the exchange" in alerts[0]["message"]
+    live.emu.set_balance("USDT", free=free, locked=locked)

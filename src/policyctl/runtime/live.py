@@ -87,6 +87,7 @@ class LiveRuntime:
     _api_errors: deque[int] = field(default_factory=lambda: deque(maxlen=10_000))
     _rejections: list[tuple[str, str]] = field(default_factory=list)  # told to the engine next tick
     _last_fill_ms: int | None = None
+    _mismatched: int = 0  # consecutive ticks whose books disagreed with the exchange
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.cp, mode=self.cfg.mode, live_armed=self.cfg.live_armed)
@@ -367,12 +368,19 @@ class LiveRuntime:
                 m.breaker_margin.labels(name, breaker).set(margin)
         for b in self.cp.breakers:
             m.breaker_active.labels(name, b.name).set(1.0 if b.name in self.state.trips else 0.0)
+        mismatch = [ev for ev in d.events if ev.data.get("problem") == "books_mismatch"]
+        self._mismatched = self._mismatched + 1 if mismatch else 0
+        if mismatch:  # entries are blocked meanwhile: say so; a fill in flight explains one tick, not two
+            self.log.warning(mismatch[0].message)
+            if self._mismatched >= 2:
+                self.alerter.alert("books_mismatch", mismatch[0].message, self.clock.now_ms())
         for ev in d.events:
             if ev.kind == "fill":
                 m.fills.labels(name, str(ev.data.get("side"))).inc()
             if ev.kind in ("breaker_trip", "state_change", "alert"):
+                recovered = ev.kind == "state_change" and ev.data.get("to") == "active"  # good news: never escalated
                 self.alerter.alert(f"{ev.kind}:{ev.data.get('breaker', ev.data.get('to', ''))}", ev.message,
-                                   self.clock.now_ms())
+                                   self.clock.now_ms(), level="info" if recovered else "warning")
 
     # ---- background jobs -----------------------------------------------------------------------
     def reconcile(self) -> None:

@@ -101,7 +101,7 @@ class Alerter:
         """Returns True if the alert went out (False: de-duplicated)."""
         last, count, lvl = self._seen.get(key, (-(1 << 62), 0, self.LEVELS.index(level)))
         count += 1
-        escalate = count > 1 and (count - 1) % self.escalate_after == 0
+        escalate = count > 1 and (count - 1) % self.escalate_after == 0 and level != "info"  # news, not a problem
         if escalate:
             lvl = min(lvl + 1, len(self.LEVELS) - 1)
         due = now_ms - last >= self.quiet_ms or escalate
