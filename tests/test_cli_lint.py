@@ -79,6 +79,14 @@ def test_rules_files_read_like_yaml_files(tmp_path: Path, newline: bytes, bom: b
     assert result.output.splitlines()[0] == f"{path}:2:18: error[T001]: unknown name `opn`"
 
 
+def test_a_named_test_file_is_pointed_to_policyctl_test() -> None:
+    path = POLICIES / "trend.test.yaml"
+    assert path.exists()
+    result = run("lint", str(path))
+    assert result.exit_code == 2
+    assert f"a policy test file, not a policy: run `policyctl test {path}`" in result.output
+
+
 def test_broken_among_clean_policies_exits_1(tmp_path: Path, broken: Path) -> None:
     result = run("lint", str(POLICIES), str(broken))
     assert result.exit_code == 1

@@ -54,8 +54,11 @@ def main() -> None:
 @param_option
 def lint(paths: tuple[Path, ...], fmt: str, strict: bool, params: tuple[str, ...]) -> None:
     """Check policies (files or folders): every problem, at file:line:col."""
-    from policyctl.lint import lint_paths
+    from policyctl.lint import is_test_file, lint_paths
 
+    tests = [str(p) for p in paths if is_test_file(p)]
+    if tests:  # (a folder's test files are left out; one named is a mistake of the command)
+        _fail(f"{', '.join(tests)}: a policy test file, not a policy: run `policyctl test {tests[0]}`")
     try:
         diags, files = lint_paths(list(paths), _params(params))
     except click.BadParameter:
