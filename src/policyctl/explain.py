@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from policyctl.rules.compiler import CompiledPolicy
 from policyctl.runtime.engine import Decision
 from policyctl.simulator.data import DataError, MarketData
 from policyctl.simulator.run import SimConfig, simulate
+from policyctl.timefmt import iso_seconds as _iso
 
 
 def bar_at(md: MarketData, at_ms: int) -> int:
@@ -40,8 +40,6 @@ def explain(cp: CompiledPolicy, md: MarketData, at_ms: int, cfg: SimConfig) -> t
     return result.explained, t
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _num(v: object) -> str:

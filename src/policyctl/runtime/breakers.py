@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from policyctl.records import fast_init
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.rules.incremental import Values
 from policyctl.runtime.model import BREAKER_STATES, Event, TradingState
 from policyctl.runtime.state import EngineState, Trip
+from policyctl.timefmt import iso_seconds as _iso
 
 
 @fast_init
@@ -96,6 +96,3 @@ def reset_breaker(state: EngineState, name: str | None = None) -> list[str]:
     cleared = [n for n in names if state.trips.pop(n, None) is not None]
     return cleared
 
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -208,7 +208,6 @@ def _steps(out: CapCheck, steps: list[_Step], values: Values, acct: Account, sta
            symbol: str, i: int, now: int, min_trade: float) -> CapCheck:
     row, g, margins = values.rows[i], values.g, out.margins
     projections: list[Projection | None] = [None] * len(steps)
-    passed: list[tuple[str, float, float, float]] = []  # exposure caps passed: (name, limit, before, per)
     for step in steps:
         proj = projections[step.slot]
         if proj is None:
@@ -236,8 +235,6 @@ def _steps(out: CapCheck, steps: list[_Step], values: Values, acct: Account, sta
             over = d > REL_TOL * (a if a > b else b)
             if not over if step.le else over:
                 margins[step.name] = limit - after
-                if step.exposure:
-                    passed.append((step.name, limit, before, per))
                 continue
         if step.clip:
             if room >= max(min_trade, 1e-12):
@@ -248,9 +245,13 @@ def _steps(out: CapCheck, steps: list[_Step], values: Values, acct: Account, sta
                 continue
             return _block(out, step.name, f"no room left: {before:.4g} of {limit:.4g} used")
         return _block(out, step.name, f"would reach {after:.4g}, limit {limit:.4g}")
-    if out.clips:  # a later cap clipped the order: the earlier ones have more room left than they saw
-        for name, limit, before, per in passed:
-            margins[name] = limit - (before + out.notional * per)
+    if out.clips:  # a later cap clipped the order: the exposure caps it passed have more room left
+        clipped = {c["cap"] for c in out.clips}
+        for step in steps:
+            if step.exposure and step.name not in clipped:
+                before, per, _ = projections[step.slot]  # type: ignore[misc]  # (every step ran: all set)
+                limit = row[step.limit] if step.limit_per_symbol else g[step.limit]
+                margins[step.name] = limit - (before + out.notional * per)
     return out
 
 

@@ -28,13 +28,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from policyctl.rules.compiler import CompiledPolicy
 from policyctl.runtime import journal as jr
 from policyctl.runtime.engine import Engine, IncrementalSource
 from policyctl.runtime.state import EngineState
+from policyctl.timefmt import iso_seconds as _iso
 
 ORDER_FIELDS = ("client_id", "symbol", "side", "qty", "price", "kind", "rule")
 
@@ -201,8 +201,6 @@ def _multiset_diff(old: list[dict[str, Any]], new: list[dict[str, Any]], keys: t
 # ---- rendering ---------------------------------------------------------------------------------
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _order_text(o: dict[str, Any]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from policyctl.runtime.journal import Journal
 from policyctl.runtime.killswitch import FILE as KILL_FILE
 from policyctl.runtime.killswitch import runtime_pid
 from policyctl.runtime.state import EngineState
+from policyctl.timefmt import iso_seconds
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Status:
 
 
 def _iso(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ms else "-"
+    return iso_seconds(ms) if ms else "-"
 
 
 def read_status(db: Path, last: int = 5) -> Status:

@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from policyctl.timefmt import iso_millis as _iso
+
 __all__ = [
     "MAX_GRID_BARS",
     "BadBar",
@@ -402,11 +404,6 @@ class _Grid:
         return self.anchor + idx * self.step
 
 
-def _iso(ms: int) -> str:
-    dt = _EPOCH + timedelta(milliseconds=int(ms))
-    if ms % 1000:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------------------

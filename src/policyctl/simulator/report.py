@@ -19,13 +19,13 @@ import math
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from policyctl.simulator.metrics import Metrics, compute_metrics, drawdown_series
+from policyctl.timefmt import iso_millis
 
 if TYPE_CHECKING:
     from policyctl.simulator.run import SimResult
@@ -53,19 +53,12 @@ MAX_POINTS = 2000
 #: Longest list of gaps / bad bars per symbol written out (the counts are always complete).
 MAX_LISTED = 200
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STATE_NAMES = {0: "active", 1: "paused", 2: "reduce_only", 3: "halted"}
 
 
 def iso_ms(ms: int | None) -> str | None:
     """Epoch milliseconds as ISO-8601 UTC (milliseconds only when there are any)."""
-    if ms is None:
-        return None
-    ms = int(ms)
-    dt = _EPOCH + timedelta(milliseconds=ms)
-    if ms % 1000:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if ms is None else iso_millis(ms)
 
 
 # --------------------------------------------------------------------------------------
